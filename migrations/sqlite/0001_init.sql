@@ -1,0 +1,69 @@
+-- agentline schema, SQLite flavour. Keep in lockstep with ../postgres/0001_init.sql:
+-- same tables, columns and indexes; only identity columns and blob types differ.
+-- Times are unix milliseconds (INTEGER); flags are 0/1 integers (see docs/decisions).
+
+CREATE TABLE subscriptions (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    wallet      TEXT    NOT NULL UNIQUE,
+    number      TEXT    NOT NULL,
+    plan        TEXT    NOT NULL,
+    source      TEXT    NOT NULL CHECK (source IN ('payment', 'comp')),
+    payer       TEXT,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    released_at INTEGER
+);
+
+CREATE TABLE numbers (
+    e164            TEXT    PRIMARY KEY,
+    state           TEXT    NOT NULL CHECK (state IN ('free', 'assigned', 'quarantined')),
+    subscription_id INTEGER REFERENCES subscriptions (id),
+    added_at        INTEGER NOT NULL,
+    released_at     INTEGER
+);
+CREATE INDEX numbers_by_state ON numbers (state, e164);
+
+CREATE TABLE tokens (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    subscription_id INTEGER NOT NULL REFERENCES subscriptions (id),
+    token_hash      BLOB    NOT NULL UNIQUE,
+    created_at      INTEGER NOT NULL,
+    revoked_at      INTEGER
+);
+CREATE INDEX tokens_by_subscription ON tokens (subscription_id);
+
+CREATE TABLE messages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id   TEXT    NOT NULL,
+    owner        INTEGER NOT NULL,
+    number       TEXT    NOT NULL,
+    direction    TEXT    NOT NULL CHECK (direction IN ('sent', 'received')),
+    peer         TEXT    NOT NULL,
+    body         TEXT    NOT NULL,
+    status       TEXT,
+    carrier_id   TEXT,
+    segments     INTEGER NOT NULL DEFAULT 1,
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    error_code   INTEGER,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL,
+    delivered_at INTEGER,
+    received_at  INTEGER
+);
+CREATE INDEX messages_history ON messages (owner, created_at, id);
+CREATE INDEX messages_unclaimed ON messages (owner, id) WHERE direction = 'received' AND delivered_at IS NULL;
+CREATE INDEX messages_by_carrier_id ON messages (carrier_id) WHERE carrier_id IS NOT NULL;
+CREATE INDEX messages_pending ON messages (status, id) WHERE status IN ('queued', 'sending');
+
+CREATE TABLE waitlist (
+    email         TEXT    PRIMARY KEY,
+    registered_at INTEGER NOT NULL
+);
+
+CREATE TABLE audit (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at     INTEGER NOT NULL,
+    actor  TEXT    NOT NULL,
+    action TEXT    NOT NULL,
+    detail TEXT    NOT NULL
+);

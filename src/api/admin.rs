@@ -1,0 +1,146 @@
+//! The operator admin API, mounted only when `AGENTLINE_ADMIN_KEY` is set:
+//! `POST /admin/numbers`, `GET /admin/numbers`, `POST /admin/subscriptions`.
+//! Every action is audited in the same transaction as the action.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use super::AppState;
+use super::extract::{Admin, AppJson};
+use crate::clock::rfc3339;
+use crate::e164::E164;
+use crate::error::{ApiError, ErrorCode};
+use crate::subscriptions::SubscriptionError;
+use crate::wallet::Address;
+
+const MAX_NUMBERS_PER_REQUEST: usize = 10_000;
+const MAX_GRANT_DAYS: u32 = 3650;
+const ACTOR: &str = "admin-api";
+
+impl From<SubscriptionError> for ApiError {
+    fn from(err: SubscriptionError) -> Self {
+        match err {
+            SubscriptionError::PoolExhausted => pool_exhausted(),
+            SubscriptionError::Store(e) => ApiError::internal(&e),
+        }
+    }
+}
+
+pub fn pool_exhausted() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::PoolExhausted, "No phone numbers currently available.")
+        .with_extra("check_availability", "/sms/availability".into())
+        .with_extra("join_waitlist", "/sms/waitlist".into())
+        .with_extra("available", 0.into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddNumbers {
+    numbers: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct AddNumbersResponse {
+    added: u64,
+    ignored: u64,
+}
+
+pub async fn add_numbers(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppJson(req): AppJson<AddNumbers>,
+) -> Result<Json<AddNumbersResponse>, ApiError> {
+    if req.numbers.is_empty() || req.numbers.len() > MAX_NUMBERS_PER_REQUEST {
+        return Err(ApiError::invalid_request(format!("numbers must hold 1 to {MAX_NUMBERS_PER_REQUEST} entries")));
+    }
+    let bad: Vec<&str> = req.numbers.iter().filter(|n| E164::parse(n).is_err()).map(String::as_str).take(10).collect();
+    if !bad.is_empty() {
+        return Err(ApiError::invalid_request(format!("not E.164 numbers (nothing added): {}", bad.join(", "))));
+    }
+    let mut unique = req.numbers;
+    unique.sort_unstable();
+    unique.dedup();
+    let added = state.subscriptions.add_numbers(&unique, ACTOR).await?;
+    Ok(Json(AddNumbersResponse { added, ignored: unique.len() as u64 - added }))
+}
+
+#[derive(Serialize)]
+pub struct NumberList {
+    numbers: Vec<NumberEntry>,
+    counts: Counts,
+}
+
+#[derive(Serialize)]
+struct NumberEntry {
+    number: String,
+    state: String,
+    wallet: Option<String>,
+    added_at: String,
+    released_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Counts {
+    free: i64,
+    assigned: i64,
+    quarantined: i64,
+}
+
+pub async fn list_numbers(State(state): State<AppState>, _admin: Admin) -> Result<Json<NumberList>, ApiError> {
+    let rows = state.store.list_numbers().await.map_err(|e| ApiError::internal(&e))?;
+    let mut counts = Counts { free: 0, assigned: 0, quarantined: 0 };
+    let numbers = rows
+        .into_iter()
+        .map(|r| {
+            match r.state.as_str() {
+                "free" => counts.free += 1,
+                "assigned" => counts.assigned += 1,
+                _ => counts.quarantined += 1,
+            }
+            NumberEntry {
+                number: r.e164,
+                state: r.state,
+                wallet: r.wallet,
+                added_at: rfc3339(r.added_at),
+                released_at: r.released_at.map(rfc3339),
+            }
+        })
+        .collect();
+    Ok(Json(NumberList { numbers, counts }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantBody {
+    wallet: String,
+    days: u32,
+}
+
+#[derive(Serialize)]
+pub struct GrantResponse {
+    token: String,
+    number: String,
+    expires_at: String,
+    renewed: bool,
+}
+
+pub async fn grant_subscription(
+    State(state): State<AppState>,
+    _admin: Admin,
+    AppJson(req): AppJson<GrantBody>,
+) -> Result<Json<GrantResponse>, ApiError> {
+    let wallet = Address::parse(&req.wallet).map_err(|e| ApiError::invalid_request(format!("wallet: {e}")))?;
+    if !(1..=MAX_GRANT_DAYS).contains(&req.days) {
+        return Err(ApiError::invalid_request(format!("days must be from 1 to {MAX_GRANT_DAYS}")));
+    }
+    let granted = state.subscriptions.grant_comp(&wallet, req.days, ACTOR).await?;
+    tracing::info!(wallet = %wallet, days = req.days, number = %granted.number, renewed = granted.renewed, "comp subscription granted");
+    Ok(Json(GrantResponse {
+        token: granted.token.expose().to_owned(),
+        number: granted.number,
+        expires_at: rfc3339(granted.expires_at_ms),
+        renewed: granted.renewed,
+    }))
+}

@@ -1,0 +1,135 @@
+//! The HTTP edge: routing, extractors and handlers. Handlers parse and validate input, call
+//! one domain service, and shape the answer; business rules live in the services.
+//!
+//! Every response that is not a success carries the contract's error envelope, including
+//! unknown routes, wrong methods, extractor rejections and panics.
+
+mod admin;
+mod discovery;
+mod extract;
+mod ops;
+mod sms;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics::{Metrics, RequestLabels};
+use crate::sms::SmsService;
+use crate::store::Store;
+use crate::subscriptions::SubscriptionService;
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub subscriptions: SubscriptionService,
+    pub sms: SmsService,
+    pub metrics: Arc<Metrics>,
+    pub started: Instant,
+    pub admin_key_hash: Option<[u8; 32]>,
+    pub public_url: Arc<str>,
+    pub service_name: Arc<str>,
+    pub limits: Arc<crate::config::LimitsConfig>,
+    /// The OpenAPI document, rendered once at start.
+    pub openapi: Arc<str>,
+    pub llms_txt: Arc<str>,
+}
+
+/// Contract operations this build does not serve yet; they answer 501 in the envelope.
+const PLANNED: &[(&str, &str)] = &[
+    ("/sms/subscribe", "POST"),
+    ("/sms/auth/nonce", "POST"),
+    ("/sms/auth", "POST"),
+    ("/sms/voice/dial", "POST"),
+    ("/sms/voice/hangup", "POST"),
+    ("/sms/voice/presence/{phone_number}", "GET"),
+    ("/sms/voice/stream/{call_id}", "GET"),
+];
+
+pub fn router(state: AppState) -> Router {
+    let mut app = Router::new()
+        .route("/sms/availability", get(discovery::availability))
+        .route("/sms/waitlist", post(discovery::join_waitlist))
+        .route("/sms/demo", post(discovery::demo))
+        .route("/sms/number", get(sms::get_number))
+        .route("/sms/send", post(sms::send_sms))
+        .route("/sms/receive", get(sms::receive_sms))
+        .route("/sms/messages", get(sms::list_messages))
+        .route("/health", get(ops::health))
+        .route("/health/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/llms.txt", get(ops::llms_txt));
+    for (path, method) in PLANNED {
+        let handler = || async { planned() };
+        app = match *method {
+            "GET" => app.route(path, get(handler)),
+            _ => app.route(path, post(handler)),
+        };
+    }
+    if state.admin_key_hash.is_some() {
+        app = app
+            .route("/admin/numbers", post(admin::add_numbers).get(admin::list_numbers))
+            .route("/admin/subscriptions", post(admin::grant_subscription));
+    }
+    let body_limit = state.limits.max_body_bytes;
+    app.fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
+}
+
+fn planned() -> ApiError {
+    ApiError::new(StatusCode::NOT_IMPLEMENTED, ErrorCode::NotImplemented, "not available in this build yet")
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"handler panicked").into_response()
+}
+
+/// Counts every request by matched route, method and status.
+async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let response = next.run(req).await;
+    let labels = RequestLabels { route, method, status: response.status().as_u16() };
+    state.metrics.http_requests.get_or_create(&labels).inc();
+    response
+}
+
+/// The OpenAPI document (`openapi.json` beside this file) with this server's public URL.
+pub fn render_openapi(public_url: &str) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(include_str!("openapi.json")).expect("invariant: openapi.json is valid JSON (tested)");
+    doc["servers"] = serde_json::json!([{ "url": public_url }]);
+    if let Some(info) = doc.get_mut("info").and_then(|i| i.get_mut("x-service-info")) {
+        info["documentation"] = format!("{public_url}/llms.txt").into();
+    }
+    doc.to_string()
+}
+
+/// The agent guide (`llms.txt` beside this file) with this server's URL and name.
+pub fn render_llms_txt(public_url: &str, service_name: &str) -> String {
+    include_str!("llms.txt").replace("{base_url}", public_url).replace("{service_name}", service_name)
+}

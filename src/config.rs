@@ -1,0 +1,345 @@
+//! The one typed configuration: a TOML file (`--config` / `AGENTLINE_CONFIG`) overlaid with
+//! `AGENTLINE_*` environment variables, validated once at start. Nothing else in the crate
+//! reads the environment.
+//!
+//! Every key has an environment name: a top-level key `listen` is `AGENTLINE_LISTEN`, a key
+//! `seed_numbers` in section `[sim]` is `AGENTLINE_SIM_SEED_NUMBERS`. [`KEYS`] lists them all,
+//! with their types; a test checks it covers every field.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::e164::E164;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` (embedded default) or `postgres://…`.
+    pub database_url: String,
+    /// Bearer key of the operator admin API; the admin API is disabled while unset.
+    pub admin_key: Option<String>,
+    /// Absolute base URL clients reach this service at; derived from `listen` when unset.
+    pub public_url: Option<String>,
+    /// How the service names itself to agents (llms.txt, sign-in messages).
+    pub service_name: String,
+    /// Log filter in `tracing_subscriber::EnvFilter` syntax.
+    pub log: String,
+    pub database: DatabaseConfig,
+    pub limits: LimitsConfig,
+    pub subscriptions: SubscriptionsConfig,
+    pub sim: SimConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// Connections in the read pool (SQLite writes always use one dedicated connection).
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest SMS body accepted by `/sms/send`, in Unicode scalar values.
+    pub max_sms_chars: usize,
+    /// Longest `wait` a long-poll may ask for, in seconds.
+    pub max_wait_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SubscriptionsConfig {
+    /// Name of the plan sold (reported by `/sms/number`).
+    pub plan: String,
+    /// Plan length in days.
+    pub plan_days: u32,
+    /// Days after expiry during which the wallet keeps its number and can renew it.
+    pub grace_days: u32,
+    /// Days a released number rests before another wallet can get it.
+    pub quarantine_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimConfig {
+    /// Fictional numbers seeded into an empty pool at first start.
+    pub seed_numbers: u32,
+    /// Prefix of the seeded numbers; suffixes run from `0100` (NANP 555-01XX is fictional).
+    pub number_prefix: String,
+    /// Delay between `sent` and `delivered` on the simulated network, in milliseconds.
+    pub delivery_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8402)),
+            database_url: "sqlite://data/agentline.db".to_owned(),
+            admin_key: None,
+            public_url: None,
+            service_name: "agentline".to_owned(),
+            log: "info".to_owned(),
+            database: DatabaseConfig::default(),
+            limits: LimitsConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
+            sim: SimConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { max_connections: 8 }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { max_body_bytes: 64 * 1024, max_sms_chars: 1600, max_wait_secs: 30 }
+    }
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        Self { plan: "yearly".to_owned(), plan_days: 365, grace_days: 30, quarantine_days: 90 }
+    }
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self { seed_numbers: 100, number_prefix: "+1202555".to_owned(), delivery_delay_ms: 200 }
+    }
+}
+
+/// The type a key's environment value is parsed as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    Str,
+    Int,
+}
+
+/// Every configuration key as a dotted path, with its type. The environment name is derived
+/// by [`env_name`].
+pub const KEYS: &[(&str, KeyKind)] = &[
+    ("listen", KeyKind::Str),
+    ("database_url", KeyKind::Str),
+    ("admin_key", KeyKind::Str),
+    ("public_url", KeyKind::Str),
+    ("service_name", KeyKind::Str),
+    ("log", KeyKind::Str),
+    ("database.max_connections", KeyKind::Int),
+    ("limits.max_body_bytes", KeyKind::Int),
+    ("limits.max_sms_chars", KeyKind::Int),
+    ("limits.max_wait_secs", KeyKind::Int),
+    ("subscriptions.plan", KeyKind::Str),
+    ("subscriptions.plan_days", KeyKind::Int),
+    ("subscriptions.grace_days", KeyKind::Int),
+    ("subscriptions.quarantine_days", KeyKind::Int),
+    ("sim.seed_numbers", KeyKind::Int),
+    ("sim.number_prefix", KeyKind::Str),
+    ("sim.delivery_delay_ms", KeyKind::Int),
+];
+
+/// `sim.seed_numbers` -> `AGENTLINE_SIM_SEED_NUMBERS`.
+pub fn env_name(key: &str) -> String {
+    format!("AGENTLINE_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Toml { path: String, source: toml::de::Error },
+    #[error("environment variable {name} must be an integer, got {value:?}")]
+    EnvNotInteger { name: String, value: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] toml::de::Error),
+    #[error("{key}: {reason}")]
+    Value { key: &'static str, reason: String },
+}
+
+impl Config {
+    /// Reads the optional file, applies the `AGENTLINE_*` variables found in `env`, validates.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+                text.parse::<toml::Table>()
+                    .map_err(|source| ConfigError::Toml { path: path.display().to_string(), source })?
+            }
+            None => toml::Table::new(),
+        };
+        for &(key, kind) in KEYS {
+            let name = env_name(key);
+            let Some(raw) = env.get(&name) else { continue };
+            let value = match kind {
+                KeyKind::Str => toml::Value::String(raw.clone()),
+                KeyKind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
+                    ConfigError::EnvNotInteger { name: name.clone(), value: raw.clone() }
+                })?),
+            };
+            set_path(&mut table, key, value);
+        }
+        let config: Config = toml::Value::Table(table).try_into()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key, reason: &str| Err(ConfigError::Value { key, reason: reason.to_owned() });
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:"))
+        {
+            return bad("database_url", "must start with sqlite: or postgres:");
+        }
+        if let Some(key) = &self.admin_key {
+            if key.len() < 16 {
+                return bad("admin_key", "must be at least 16 characters");
+            }
+        }
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad("public_url", "must be an absolute http:// or https:// URL");
+            }
+        }
+        if self.database.max_connections == 0 {
+            return bad("database.max_connections", "must be at least 1");
+        }
+        if self.limits.max_body_bytes < 1024 {
+            return bad("limits.max_body_bytes", "must be at least 1024");
+        }
+        if self.limits.max_sms_chars == 0 {
+            return bad("limits.max_sms_chars", "must be at least 1");
+        }
+        if self.subscriptions.plan_days == 0 {
+            return bad("subscriptions.plan_days", "must be at least 1");
+        }
+        let prefix_ok = self.sim.number_prefix.len() + 4 <= E164::MAX_DIGITS + 1
+            && E164::parse(&format!("{}0100", self.sim.number_prefix)).is_ok();
+        if !prefix_ok {
+            return bad("sim.number_prefix", "prefix + 4 digits must be a valid E.164 number");
+        }
+        if self.sim.seed_numbers > 9900 {
+            return bad("sim.seed_numbers", "at most 9900 (suffixes 0100..9999)");
+        }
+        Ok(())
+    }
+
+    /// The base URL used to build absolute links (`stream_url`, OpenAPI `servers`).
+    pub fn public_base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            table.insert(key.to_owned(), value);
+        }
+        Some((section, rest)) => {
+            let entry = table
+                .entry(section.to_owned())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(inner) = entry {
+                set_path(inner, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = Config::load(None, &HashMap::new()).expect("defaults valid");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8402");
+        assert!(c.database_url.starts_with("sqlite://data/"));
+        assert!(c.admin_key.is_none());
+        assert_eq!(c.public_base_url(), "http://127.0.0.1:8402");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("agentline.toml");
+        std::fs::write(&path, "listen = \"127.0.0.1:9000\"\n[sim]\nseed_numbers = 5\n").expect("write");
+        let c = Config::load(
+            Some(&path),
+            &env(&[
+                ("AGENTLINE_SIM_SEED_NUMBERS", "7"),
+                ("AGENTLINE_ADMIN_KEY", "0123456789abcdef-admin"),
+                ("AGENTLINE_PUBLIC_URL", "https://agentline.example/"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.sim.seed_numbers, 7);
+        assert_eq!(c.admin_key.as_deref(), Some("0123456789abcdef-admin"));
+        assert_eq!(c.public_base_url(), "https://agentline.example");
+    }
+
+    #[test]
+    fn every_field_has_an_environment_key() {
+        let default = toml::Value::try_from(Config {
+            admin_key: Some("x".repeat(16)),
+            public_url: Some("http://x".to_owned()),
+            ..Config::default()
+        })
+        .expect("serializes");
+        let mut leaves = Vec::new();
+        collect_leaves(&default, "", &mut leaves);
+        let keys: Vec<&str> = KEYS.iter().map(|(k, _)| *k).collect();
+        for leaf in &leaves {
+            assert!(keys.contains(&leaf.as_str()), "{leaf} missing from KEYS");
+        }
+        assert_eq!(leaves.len(), KEYS.len());
+    }
+
+    fn collect_leaves(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    collect_leaves(v, &path, out);
+                }
+            }
+            _ => out.push(prefix.to_owned()),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        for (k, v) in [
+            ("AGENTLINE_DATABASE_URL", "mysql://x"),
+            ("AGENTLINE_ADMIN_KEY", "short"),
+            ("AGENTLINE_LISTEN", "not-an-addr"),
+            ("AGENTLINE_SIM_SEED_NUMBERS", "many"),
+            ("AGENTLINE_SIM_NUMBER_PREFIX", "1202555"),
+            ("AGENTLINE_PUBLIC_URL", "agentline.example"),
+        ] {
+            assert!(Config::load(None, &env(&[(k, v)])).is_err(), "{k}={v} accepted");
+        }
+    }
+}

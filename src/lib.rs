@@ -1,0 +1,159 @@
+//! agentline: phone numbers an autonomous agent buys for itself.
+//!
+//! Module map (dependencies point down, never up):
+//!
+//! - [`api`]: HTTP edge (axum): extractors, handlers, routing; no business rules.
+//! - [`subscriptions`], [`sms`]: the domain services.
+//! - [`store`] (every SQL statement), [`telco`] (the phone network behind traits; [`telco::sim`]
+//!   is the built-in simulator), [`events`] (in-process wake-ups), [`wallet`] (pure Ethereum
+//!   identity), [`metrics`].
+//! - Leaves: [`config`], [`error`], [`e164`], [`clock`].
+//!
+//! [`App::build`] wires them from a [`Config`]; `main` and the integration tests both use it.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod e164;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod sms;
+pub mod store;
+pub mod subscriptions;
+pub mod telco;
+pub mod wallet;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+use crate::events::InboxHub;
+use crate::metrics::Metrics;
+use crate::sms::{SmsService, SmsTasks};
+use crate::store::{MessageWriter, Store};
+use crate::subscriptions::SubscriptionService;
+use crate::telco::sim::SimNetwork;
+
+/// How long shutdown waits for background tasks to finish their queued work.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Sms(#[from] sms::SmsError),
+    #[error(transparent)]
+    Subscriptions(#[from] subscriptions::SubscriptionError),
+    #[error("serving HTTP: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The assembled service: state, router and the background tasks it owns.
+pub struct App {
+    state: api::AppState,
+    shutdown: watch::Sender<bool>,
+    sms_tasks: SmsTasks,
+    writer_task: JoinHandle<()>,
+    sim_worker: JoinHandle<()>,
+    recycler: JoinHandle<()>,
+}
+
+impl App {
+    /// Connects and migrates the database, seeds the simulator's pool on first start, and
+    /// starts the background tasks.
+    pub async fn build(config: Config) -> Result<Self, StartError> {
+        let store = Store::connect(&config.database_url, config.database.max_connections).await?;
+        store.migrate().await?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let metrics = Arc::new(Metrics::default());
+        let hub = Arc::new(InboxHub::default());
+        let (writer, writer_task) = MessageWriter::spawn(store.clone());
+
+        let subscriptions = SubscriptionService::new(store.clone(), config.subscriptions.clone());
+        // No carrier configured: the simulated network, with its fictional pool.
+        let seeded = subscriptions
+            .seed_if_empty(&telco::sim::seed_numbers(&config.sim.number_prefix, config.sim.seed_numbers))
+            .await?;
+        if seeded > 0 {
+            tracing::info!(count = seeded, "seeded the pool with simulator numbers");
+        }
+        let (events_tx, events_rx) = mpsc::channel(telco::SMS_EVENT_QUEUE);
+        let (sim, sim_worker) = SimNetwork::new(events_tx, Duration::from_millis(config.sim.delivery_delay_ms));
+        let (sms, sms_tasks) = SmsService::start(
+            store.clone(),
+            writer,
+            Arc::new(sim),
+            events_rx,
+            hub,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        )
+        .await?;
+        let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
+
+        let public_url: Arc<str> = config.public_base_url().into();
+        let state = api::AppState {
+            store,
+            subscriptions,
+            sms,
+            metrics,
+            started: Instant::now(),
+            admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.as_bytes()).into()),
+            openapi: api::render_openapi(&public_url).into(),
+            llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
+            public_url,
+            service_name: config.service_name.clone().into(),
+            limits: Arc::new(config.limits.clone()),
+        };
+        Ok(Self { state, shutdown, sms_tasks, writer_task, sim_worker, recycler })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        api::router(self.state.clone())
+    }
+
+    /// Serves HTTP on `listener` until `signal` completes, then shuts down gracefully: open
+    /// long-polls are answered, queued writes are committed, background tasks are joined.
+    pub async fn serve(self, listener: TcpListener, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+        let addr = listener.local_addr()?;
+        tracing::info!("listening on http://{addr}");
+        let shutdown = self.shutdown.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move {
+                signal.await;
+                tracing::info!("shutting down");
+                let _ = shutdown.send(true);
+            })
+            .await?;
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Signals shutdown and joins every background task.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let Self { state, sms_tasks, writer_task, sim_worker, recycler, .. } = self;
+        let store = state.store.clone();
+        drop(state);
+        let joined = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            sms_tasks.join().await;
+            let _ = recycler.await;
+            let _ = writer_task.await;
+            let _ = sim_worker.await;
+        })
+        .await;
+        if joined.is_err() {
+            tracing::warn!("background tasks did not finish within {DRAIN_TIMEOUT:?}");
+        }
+        store.close().await;
+    }
+}

@@ -1,0 +1,74 @@
+//! Prometheus metrics: one registry, the families the service records into, and the text
+//! encoding served at `/metrics`. Gauges that mirror the database (pool size) are set at
+//! scrape time by the API.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct MessageLabels {
+    pub direction: &'static str,
+    pub status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub http_requests: Family<RequestLabels, Counter>,
+    /// Message state transitions, by direction and the state reached.
+    pub messages: Family<MessageLabels, Counter>,
+    pub pool_numbers: Family<PoolLabels, Gauge>,
+    /// Inbound commit -> long-poll response, in seconds.
+    pub longpoll_wakeup: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("agentline");
+        let http_requests = Family::<RequestLabels, Counter>::default();
+        let messages = Family::<MessageLabels, Counter>::default();
+        let pool_numbers = Family::<PoolLabels, Gauge>::default();
+        // 50 µs .. ~1.6 s, doubling.
+        let longpoll_wakeup = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.000_05, 2.0, 16,
+        ));
+        registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
+        registry.register("sms_messages", "SMS messages reaching a state, by direction and state", messages.clone());
+        registry.register("pool_numbers", "Numbers in the pool, by state", pool_numbers.clone());
+        registry.register(
+            "sms_longpoll_wakeup_seconds",
+            "Time from an inbound message's commit to the long-poll response that carries it",
+            longpoll_wakeup.clone(),
+        );
+        Self { registry, http_requests, messages, pool_numbers, longpoll_wakeup }
+    }
+}
+
+impl Metrics {
+    pub fn message(&self, direction: &'static str, status: &'static str) {
+        self.messages.get_or_create(&MessageLabels { direction, status }).inc();
+    }
+
+    /// The registry in Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("invariant: encoding into a String cannot fail");
+        out
+    }
+}

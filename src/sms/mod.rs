@@ -1,0 +1,185 @@
+//! SMS: accepting outbound messages, tracking their delivery, and handing inbound ones to
+//! their owner.
+//!
+//! `send` validates and commits a `queued` message through the group-commit writer and
+//! returns; the [`dispatcher`] submits it to the network; the [`delivery`] tracker records
+//! receipts and commits inbound messages, then wakes long-polls waiting in `receive`.
+//! Messages belong to a subscription (`owner`), not to a number, so a number's next owner
+//! never sees the previous owner's messages.
+
+mod bounded_tasks;
+mod delivery;
+mod dispatcher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{mpsc, watch};
+
+pub use bounded_tasks::BoundedTasks;
+
+use crate::clock;
+use crate::e164::E164;
+use crate::events::InboxHub;
+use crate::metrics::Metrics;
+use crate::store::{
+    ClaimedMessage, HistoryFilter, HistoryRow, MessageWriter, OutboundInsert, PendingOutbound, Store, StoreError,
+};
+use crate::telco::{SmsEvent, SmsNetwork, sms_encoding};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmsError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A message accepted for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub id: i64,
+    pub message_id: String,
+    pub segments: u32,
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct SmsService {
+    store: Store,
+    writer: MessageWriter,
+    hub: Arc<InboxHub>,
+    metrics: Arc<Metrics>,
+    network: Arc<dyn SmsNetwork>,
+    dispatch: mpsc::Sender<PendingOutbound>,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// The background tasks of the SMS service; await `join` after signalling shutdown.
+pub struct SmsTasks {
+    dispatcher: tokio::task::JoinHandle<()>,
+    tracker: tokio::task::JoinHandle<()>,
+}
+
+impl SmsTasks {
+    pub async fn join(self) {
+        let _ = self.dispatcher.await;
+        let _ = self.tracker.await;
+    }
+}
+
+impl SmsService {
+    /// Starts the dispatcher and the delivery tracker. `events` is the receiving end of the
+    /// channel the network was built with.
+    pub async fn start(
+        store: Store,
+        writer: MessageWriter,
+        network: Arc<dyn SmsNetwork>,
+        events: mpsc::Receiver<SmsEvent>,
+        hub: Arc<InboxHub>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(Self, SmsTasks), SmsError> {
+        let interrupted = store.settle_interrupted_sends(clock::now_ms()).await?;
+        if interrupted > 0 {
+            tracing::warn!(count = interrupted, "messages interrupted while sending are now 'unknown' (not resent)");
+        }
+        let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
+        let tracker = delivery::Tracker::new(writer.clone(), hub.clone(), metrics.clone(), tracker_tx.clone());
+        let tracker = tokio::spawn(tracker.run(tracker_rx, events, shutdown.clone()));
+
+        let (dispatch, hints) = mpsc::channel(dispatcher::DISPATCH_QUEUE);
+        let dispatcher = dispatcher::Dispatcher {
+            store: store.clone(),
+            writer: writer.clone(),
+            network: network.clone(),
+            tracker: tracker_tx,
+            metrics: metrics.clone(),
+            in_flight: BoundedTasks::new(dispatcher::MAX_IN_FLIGHT),
+        };
+        let dispatcher = tokio::spawn(dispatcher.run(hints, shutdown.clone()));
+        let service = Self { store, writer, hub, metrics, network, dispatch, shutdown };
+        Ok((service, SmsTasks { dispatcher, tracker }))
+    }
+
+    pub fn network(&self) -> &Arc<dyn SmsNetwork> {
+        &self.network
+    }
+
+    /// Commits a `queued` message and hands it to the dispatcher.
+    pub async fn send(&self, owner: i64, from: &E164, to: &E164, body: String) -> Result<Queued, SmsError> {
+        let now_ms = clock::now_ms();
+        let message_id = new_message_id();
+        let (_, segments) = sms_encoding::plan(&body);
+        let row = OutboundInsert {
+            message_id: message_id.clone(),
+            owner,
+            number: from.as_str().to_owned(),
+            peer: to.as_str().to_owned(),
+            body,
+            segments: i64::from(segments),
+            now_ms,
+        };
+        let hint_body = row.body.clone();
+        let id = self.writer.insert_outbound(row).await?;
+        self.metrics.message("outbound", "queued");
+        let hint = PendingOutbound {
+            id,
+            number: from.as_str().to_owned(),
+            peer: to.as_str().to_owned(),
+            body: hint_body,
+            attempts: 0,
+        };
+        // A full queue is not an error: the message is committed and the scan will find it.
+        let _ = self.dispatch.try_send(hint);
+        Ok(Queued { id, message_id, segments, created_at_ms: now_ms })
+    }
+
+    /// Claims up to `limit` unclaimed inbound messages; with a `wait`, long-polls until at
+    /// least one arrives, the wait ends, or the server shuts down. Also answers how long after
+    /// its commit the wake-up was served, when a wake-up delivered the messages.
+    pub async fn receive(&self, owner: i64, limit: i64, wait: Duration) -> Result<Received, SmsError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let signal = self.hub.watch(owner);
+        let mut shutdown = self.shutdown.clone();
+        let mut woken = false;
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let messages = self.store.claim_inbound(owner, limit, clock::now_ms()).await?;
+            if !messages.is_empty() {
+                let wakeup = if woken { signal.last_commit().map(|at| at.elapsed()) } else { None };
+                if let Some(latency) = wakeup {
+                    self.metrics.longpoll_wakeup.observe(latency.as_secs_f64());
+                }
+                return Ok(Received { messages, wakeup });
+            }
+            if wait.is_zero() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+                return Ok(Received { messages, wakeup: None });
+            }
+            tokio::select! {
+                _ = &mut notified => woken = true,
+                _ = tokio::time::sleep_until(deadline) => woken = false,
+                _ = shutdown.changed() => woken = false,
+            }
+        }
+    }
+
+    pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, SmsError> {
+        Ok(self.store.history(owner, filter, limit).await?)
+    }
+}
+
+#[derive(Debug)]
+pub struct Received {
+    pub messages: Vec<ClaimedMessage>,
+    pub wakeup: Option<Duration>,
+}
+
+/// A public message id: `msg_` and 26 random alphanumerics (about 154 bits).
+pub(crate) fn new_message_id() -> String {
+    let mut id = String::with_capacity(30);
+    id.push_str("msg_");
+    id.extend(rand::rng().sample_iter(rand::distr::Alphanumeric).take(26).map(char::from));
+    id
+}

@@ -1,0 +1,180 @@
+//! Wallets, subscriptions, the number pool and bearer tokens.
+//!
+//! A token is `an_` followed by 32 random alphanumerics (about 190 bits); only its SHA-256 is
+//! stored, and the stored hash is compared in constant time. A subscription is usable while
+//! it is active; after expiry it keeps its number (read-only use, renewal) through a grace
+//! period, after which the number goes to quarantine and the tokens stop working.
+
+mod token;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use token::{Token, TokenError};
+
+use crate::clock;
+use crate::config::SubscriptionsConfig;
+use crate::store::{AuditEntry, Grant, GrantRequest, PoolCounts, Store, StoreError, SubscriptionSource};
+use crate::wallet::Address;
+
+const DAY_MS: i64 = 86_400_000;
+const RECYCLE_INTERVAL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubscriptionError {
+    #[error("no free number in the pool")]
+    PoolExhausted,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing, unknown, revoked or expired token")]
+    Unauthorized,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The subscription behind a valid bearer token.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub subscription_id: i64,
+    pub wallet: String,
+    pub number: String,
+    pub plan: String,
+    pub payer: Option<String>,
+    pub created_at_ms: i64,
+    pub expires_at_ms: i64,
+}
+
+impl Caller {
+    /// Whether the subscription is paid up now (not merely in its grace period).
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        self.expires_at_ms > now_ms
+    }
+}
+
+/// A granted or renewed subscription, with the token to use it (shown once).
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub token: Token,
+    pub number: String,
+    pub expires_at_ms: i64,
+    pub renewed: bool,
+}
+
+#[derive(Clone)]
+pub struct SubscriptionService {
+    store: Store,
+    config: SubscriptionsConfig,
+}
+
+impl SubscriptionService {
+    pub fn new(store: Store, config: SubscriptionsConfig) -> Self {
+        Self { store, config }
+    }
+
+    /// Resolves a bearer token. Tokens of the wrong shape never reach the database.
+    pub async fn authenticate(&self, presented: &str) -> Result<Caller, AuthError> {
+        let token = Token::parse(presented).map_err(|_| AuthError::Unauthorized)?;
+        let hash = token.hash();
+        let row = self.store.token_owner(&hash).await?.ok_or(AuthError::Unauthorized)?;
+        if !token::hashes_equal(&row.token_hash, &hash) || row.revoked_at.is_some() || row.released_at.is_some() {
+            return Err(AuthError::Unauthorized);
+        }
+        if row.expires_at + self.grace_ms() <= clock::now_ms() {
+            return Err(AuthError::Unauthorized);
+        }
+        Ok(Caller {
+            subscription_id: row.subscription_id,
+            wallet: row.wallet,
+            number: row.number,
+            plan: row.plan,
+            payer: row.payer,
+            created_at_ms: row.created_at,
+            expires_at_ms: row.expires_at,
+        })
+    }
+
+    /// Grants `days` without payment (operator comp), with the same renewal rules as a paid
+    /// plan: the same wallet keeps its number and its expiry is extended from the later of now
+    /// and the current expiry.
+    pub async fn grant_comp(&self, wallet: &Address, days: u32, actor: &str) -> Result<Granted, SubscriptionError> {
+        let wallet = wallet.to_string();
+        let now_ms = clock::now_ms();
+        let token = Token::generate();
+        let hash = token.hash();
+        let request = GrantRequest {
+            wallet: &wallet,
+            payer: &wallet,
+            plan: &self.config.plan,
+            duration_ms: i64::from(days) * DAY_MS,
+            source: SubscriptionSource::Comp,
+            token_hash: &hash,
+            now_ms,
+        };
+        let audit = AuditEntry {
+            at_ms: now_ms,
+            actor: actor.to_owned(),
+            action: "subscriptions.grant".to_owned(),
+            detail: serde_json::json!({ "wallet": wallet, "days": days }).to_string(),
+        };
+        let Grant { number, expires_at, renewed, .. } =
+            self.store.grant(&request, Some(&audit)).await?.ok_or(SubscriptionError::PoolExhausted)?;
+        Ok(Granted { token, number, expires_at_ms: expires_at, renewed })
+    }
+
+    pub async fn pool(&self) -> Result<PoolCounts, SubscriptionError> {
+        Ok(self.store.pool_counts().await?)
+    }
+
+    /// Adds numbers to the pool; answers how many were new.
+    pub async fn add_numbers(&self, numbers: &[String], actor: &str) -> Result<u64, SubscriptionError> {
+        let now_ms = clock::now_ms();
+        let audit = AuditEntry {
+            at_ms: now_ms,
+            actor: actor.to_owned(),
+            action: "numbers.add".to_owned(),
+            detail: serde_json::json!({ "numbers": numbers }).to_string(),
+        };
+        Ok(self.store.add_numbers(numbers, now_ms, Some(&audit)).await?)
+    }
+
+    /// Seeds the pool with `numbers` if it has never held any.
+    pub async fn seed_if_empty(&self, numbers: &[String]) -> Result<u64, SubscriptionError> {
+        let counts = self.store.pool_counts().await?;
+        if counts.free + counts.assigned + counts.quarantined > 0 {
+            return Ok(0);
+        }
+        self.add_numbers(numbers, "seed").await
+    }
+
+    fn grace_ms(&self) -> i64 {
+        i64::from(self.config.grace_days) * DAY_MS
+    }
+
+    /// One pass of number recycling: expired past grace -> quarantined -> free.
+    pub async fn recycle(&self) -> Result<(u64, u64), SubscriptionError> {
+        let now_ms = clock::now_ms();
+        let expired_before = now_ms - self.grace_ms();
+        let quarantined_before = now_ms - i64::from(self.config.quarantine_days) * DAY_MS;
+        Ok(self.store.recycle_numbers(now_ms, expired_before, quarantined_before).await?)
+    }
+
+    /// Runs `recycle` every minute until shutdown.
+    pub async fn run_recycler(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(RECYCLE_INTERVAL);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match self.recycle().await {
+                    Ok((0, 0)) => {}
+                    Ok((released, freed)) => tracing::info!(released, freed, "numbers recycled"),
+                    Err(err) => tracing::warn!(error = %err, "number recycling failed"),
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! The phone network, behind traits. `SmsNetwork` is what the SMS service talks to; the
+//! built-in simulator ([`sim`]) implements it today and the SMPP ESME will implement it for a
+//! real carrier. A network takes submissions through [`SmsNetwork::submit`] and reports
+//! everything that comes back (delivery receipts, inbound messages) as [`SmsEvent`]s on the
+//! bounded channel it was built with.
+//!
+//! Inbound messages carry an acknowledgement: the network answers its peer (SMPP
+//! `deliver_sm_resp`) only after the SMS service says the message is committed.
+
+pub mod sim;
+pub mod sms_encoding;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::e164::E164;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Events queued from a network to the SMS service at most.
+pub const SMS_EVENT_QUEUE: usize = 4096;
+
+/// One outbound message handed to the network.
+#[derive(Debug, Clone)]
+pub struct OutboundSms {
+    /// Our row id; networks may use it for logging, never as the carrier id.
+    pub id: i64,
+    pub from: E164,
+    pub to: E164,
+    pub body: String,
+}
+
+/// The network took the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubmitAck {
+    /// The id the network will use in its receipts.
+    pub carrier_id: String,
+    /// Parts the message was sent as.
+    pub segments: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The network asked us to slow down; not a failure of the message.
+    #[error("throttled by the network; retry after {retry_after:?}")]
+    Throttled { retry_after: Duration },
+    /// The network refused the message with a carrier error code.
+    #[error("rejected by the network with code {code:#x} (permanent: {permanent})")]
+    Rejected { code: u32, permanent: bool },
+    /// No link to the network; nothing was sent.
+    #[error("network unavailable")]
+    Unavailable,
+    /// No answer in time: the message may or may not have been taken. Never resend blindly.
+    #[error("no response from the network within {timeout:?}")]
+    Ambiguous { timeout: Duration },
+}
+
+/// The final (or intermediate) state a receipt reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiptState {
+    /// Accepted by the far network, still in transit.
+    Enroute,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    pub carrier_id: String,
+    pub state: ReceiptState,
+    pub error_code: Option<u32>,
+}
+
+/// What the SMS service did with an inbound message; networks map it to their ack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundDisposition {
+    /// Durably stored: acknowledge the peer.
+    Stored,
+    /// Not a number we serve: reject permanently.
+    UnknownDestination,
+    /// Could not store now: ask the peer to retry later.
+    TemporaryFailure,
+}
+
+#[derive(Debug)]
+pub struct InboundSms {
+    /// The sender as the network gave it: an E.164 number, a short code or an alphanumeric id.
+    pub from: String,
+    pub to: E164,
+    pub body: String,
+    pub carrier_id: Option<String>,
+    pub received_at_ms: i64,
+    pub ack: oneshot::Sender<InboundDisposition>,
+}
+
+#[derive(Debug)]
+pub enum SmsEvent {
+    Receipt(DeliveryReceipt),
+    Inbound(InboundSms),
+}
+
+/// Whether a network link can carry traffic now, for `/health/ready`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkState {
+    Up,
+    Down { reason: String },
+}
+
+pub trait SmsNetwork: Send + Sync + 'static {
+    /// Short name for logs and health output (`sim`, `smpp`).
+    fn name(&self) -> &'static str;
+    /// Hands one message to the network and answers once the network has taken it.
+    fn submit(&self, sms: OutboundSms) -> BoxFuture<'_, Result<SubmitAck, SubmitError>>;
+    fn link_state(&self) -> LinkState;
+}

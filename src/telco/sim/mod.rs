@@ -1,0 +1,136 @@
+//! The built-in simulated phone network, the default when no carrier is configured, so one
+//! command on a fresh machine gives a working service.
+//!
+//! SMS: every submission is taken at once (`sim-…` carrier id). The message is offered to the
+//! SMS service as inbound traffic for its destination (it is stored only if the destination is
+//! an assigned number of our pool), and a `delivered` receipt follows after the configured
+//! delay. Receipts are emitted by one worker task, in submission order.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::{
+    BoxFuture, DeliveryReceipt, InboundSms, LinkState, OutboundSms, ReceiptState, SmsEvent, SmsNetwork, SubmitAck,
+    SubmitError, sms_encoding,
+};
+
+/// Receipts waiting for their delivery time at most; submissions wait beyond it.
+const RECEIPT_QUEUE: usize = 65_536;
+
+/// The numbers seeded into an empty pool: `prefix` followed by `0100`, `0101`, …
+pub fn seed_numbers(prefix: &str, count: u32) -> Vec<String> {
+    (0..count).map(|i| format!("{prefix}{:04}", 100 + i)).collect()
+}
+
+pub struct SimNetwork {
+    events: mpsc::Sender<SmsEvent>,
+    receipts: mpsc::Sender<(Instant, String)>,
+    next_id: AtomicU64,
+    delivery_delay: Duration,
+}
+
+impl SimNetwork {
+    /// Builds the network and its receipt worker. The worker ends once the network is dropped
+    /// and its queue is drained.
+    pub fn new(events: mpsc::Sender<SmsEvent>, delivery_delay: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+        let (receipts, rx) = mpsc::channel(RECEIPT_QUEUE);
+        let worker = tokio::spawn(emit_receipts(rx, events.clone()));
+        (Self { events, receipts, next_id: AtomicU64::new(1), delivery_delay }, worker)
+    }
+}
+
+async fn emit_receipts(mut rx: mpsc::Receiver<(Instant, String)>, events: mpsc::Sender<SmsEvent>) {
+    while let Some((due, carrier_id)) = rx.recv().await {
+        tokio::time::sleep_until(due).await;
+        let receipt = DeliveryReceipt { carrier_id, state: ReceiptState::Delivered, error_code: None };
+        if events.send(SmsEvent::Receipt(receipt)).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl SmsNetwork for SimNetwork {
+    fn name(&self) -> &'static str {
+        "sim"
+    }
+
+    fn submit(&self, sms: OutboundSms) -> BoxFuture<'_, Result<SubmitAck, SubmitError>> {
+        Box::pin(async move {
+            let carrier_id = format!("sim-{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed));
+            let (_, segments) = sms_encoding::plan(&sms.body);
+            // The simulated far end does not wait for our storage; the ack is dropped.
+            let (ack, _) = oneshot::channel();
+            let inbound = InboundSms {
+                from: sms.from.into_string(),
+                to: sms.to,
+                body: sms.body,
+                carrier_id: Some(carrier_id.clone()),
+                received_at_ms: crate::clock::now_ms(),
+                ack,
+            };
+            self.events.send(SmsEvent::Inbound(inbound)).await.map_err(|_| SubmitError::Unavailable)?;
+            let due = Instant::now() + self.delivery_delay;
+            self.receipts.send((due, carrier_id.clone())).await.map_err(|_| SubmitError::Unavailable)?;
+            Ok(SubmitAck { carrier_id, segments })
+        })
+    }
+
+    fn link_state(&self) -> LinkState {
+        if self.events.is_closed() {
+            LinkState::Down { reason: "sms service stopped".to_owned() }
+        } else {
+            LinkState::Up
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e164::E164;
+
+    #[test]
+    fn seeds_fictional_555_01xx_numbers() {
+        let n = seed_numbers("+1202555", 100);
+        assert_eq!(n.len(), 100);
+        assert_eq!(n[0], "+12025550100");
+        assert_eq!(n[99], "+12025550199");
+        assert!(n.iter().all(|x| E164::parse(x).is_ok()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn submit_offers_inbound_then_receipt_after_delay() {
+        let (tx, mut rx) = mpsc::channel(16);
+        let (net, worker) = SimNetwork::new(tx, Duration::from_millis(200));
+        let sms = OutboundSms {
+            id: 1,
+            from: E164::parse("+12025550100").expect("valid"),
+            to: E164::parse("+12025550101").expect("valid"),
+            body: "hi".to_owned(),
+        };
+        let started = Instant::now();
+        let ack = net.submit(sms).await.expect("taken");
+        assert_eq!(ack.segments, 1);
+        match rx.recv().await {
+            Some(SmsEvent::Inbound(m)) => {
+                assert_eq!(m.from, "+12025550100");
+                assert_eq!(m.to.as_str(), "+12025550101");
+                assert_eq!(m.carrier_id.as_deref(), Some(ack.carrier_id.as_str()));
+            }
+            other => panic!("expected inbound, got {other:?}"),
+        }
+        match rx.recv().await {
+            Some(SmsEvent::Receipt(r)) => {
+                assert_eq!(r.carrier_id, ack.carrier_id);
+                assert_eq!(r.state, ReceiptState::Delivered);
+                assert!(started.elapsed() >= Duration::from_millis(200));
+            }
+            other => panic!("expected receipt, got {other:?}"),
+        }
+        drop(net);
+        worker.await.expect("worker ends");
+    }
+}
