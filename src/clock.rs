@@ -15,8 +15,7 @@ const RFC3339_MS: &[time::format_description::BorrowedFormatItem<'static>] =
 
 /// Renders unix milliseconds as RFC 3339 UTC with millisecond precision.
 pub fn rfc3339(ms: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     t.format(RFC3339_MS).unwrap_or_else(|_| "1970-01-01T00:00:00.000Z".to_owned())
 }
 

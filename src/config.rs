@@ -183,9 +183,11 @@ impl Config {
             let Some(raw) = env.get(&name) else { continue };
             let value = match kind {
                 KeyKind::Str => toml::Value::String(raw.clone()),
-                KeyKind::Int => toml::Value::Integer(raw.trim().parse().map_err(|_| {
-                    ConfigError::EnvNotInteger { name: name.clone(), value: raw.clone() }
-                })?),
+                KeyKind::Int => toml::Value::Integer(
+                    raw.trim()
+                        .parse()
+                        .map_err(|_| ConfigError::EnvNotInteger { name: name.clone(), value: raw.clone() })?,
+                ),
             };
             set_path(&mut table, key, value);
         }
@@ -202,15 +204,11 @@ impl Config {
         {
             return bad("database_url", "must start with sqlite: or postgres:");
         }
-        if let Some(key) = &self.admin_key {
-            if key.len() < 16 {
-                return bad("admin_key", "must be at least 16 characters");
-            }
+        if self.admin_key.as_ref().is_some_and(|k| k.len() < 16) {
+            return bad("admin_key", "must be at least 16 characters");
         }
-        if let Some(url) = &self.public_url {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return bad("public_url", "must be an absolute http:// or https:// URL");
-            }
+        if self.public_url.as_ref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
+            return bad("public_url", "must be an absolute http:// or https:// URL");
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
@@ -250,9 +248,7 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
             table.insert(key.to_owned(), value);
         }
         Some((section, rest)) => {
-            let entry = table
-                .entry(section.to_owned())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(section.to_owned()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if !entry.is_table() {
                 *entry = toml::Value::Table(toml::Table::new());
             }

@@ -86,11 +86,7 @@ impl ApiError {
     }
 
     pub fn unauthorized() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            ErrorCode::Unauthorized,
-            "invalid, revoked, or expired token",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, "invalid, revoked, or expired token")
     }
 
     pub fn not_found(message: impl Into<String>) -> Self {
@@ -100,11 +96,7 @@ impl ApiError {
     /// A server-side failure: the client gets a generic message, the log gets the cause.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::InternalError,
-            "internal error; retry later",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error; retry later")
     }
 
     pub fn with_extra(mut self, key: &str, value: serde_json::Value) -> Self {
@@ -121,11 +113,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Envelope {
-            error: self.code.as_str(),
-            message: &self.message,
-            extra: self.extra.as_ref(),
-        };
+        let body = Envelope { error: self.code.as_str(), message: &self.message, extra: self.extra.as_ref() };
         (self.status, axum::Json(body)).into_response()
     }
 }
@@ -158,9 +146,6 @@ mod tests {
             extra: err.extra.as_ref(),
         })
         .expect("serializes");
-        assert_eq!(
-            body,
-            serde_json::json!({"error": "pool_exhausted", "message": "none left", "available": 0})
-        );
+        assert_eq!(body, serde_json::json!({"error": "pool_exhausted", "message": "none left", "available": 0}));
     }
 }

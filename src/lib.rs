@@ -123,7 +123,11 @@ impl App {
 
     /// Serves HTTP on `listener` until `signal` completes, then shuts down gracefully: open
     /// long-polls are answered, queued writes are committed, background tasks are joined.
-    pub async fn serve(self, listener: TcpListener, signal: impl Future<Output = ()> + Send + 'static) -> Result<(), StartError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
         let addr = listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let shutdown = self.shutdown.clone();

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub pool_numbers: Family<PoolLabels, Gauge>,
     /// Inbound commit -> long-poll response, in seconds.
     pub longpoll_wakeup: Histogram,
+    /// Long-polls parked right now, waiting for a message.
+    pub longpoll_waiting: Gauge,
 }
 
 impl Default for Metrics {
@@ -44,9 +46,8 @@ impl Default for Metrics {
         let messages = Family::<MessageLabels, Counter>::default();
         let pool_numbers = Family::<PoolLabels, Gauge>::default();
         // 50 µs .. ~1.6 s, doubling.
-        let longpoll_wakeup = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
-            0.000_05, 2.0, 16,
-        ));
+        let longpoll_wakeup =
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_05, 2.0, 16));
         registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
         registry.register("sms_messages", "SMS messages reaching a state, by direction and state", messages.clone());
         registry.register("pool_numbers", "Numbers in the pool, by state", pool_numbers.clone());
@@ -55,7 +56,9 @@ impl Default for Metrics {
             "Time from an inbound message's commit to the long-poll response that carries it",
             longpoll_wakeup.clone(),
         );
-        Self { registry, http_requests, messages, pool_numbers, longpoll_wakeup }
+        let longpoll_waiting = Gauge::default();
+        registry.register("sms_longpoll_waiting", "Long-polls parked waiting for a message", longpoll_waiting.clone());
+        Self { registry, http_requests, messages, pool_numbers, longpoll_wakeup, longpoll_waiting }
     }
 }
 

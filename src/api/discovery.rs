@@ -109,7 +109,18 @@ mod tests {
     fn emails() {
         assert_eq!(normalize_email(" You@Example.com ").as_deref(), Some("you@example.com"));
         assert_eq!(normalize_email("a.b+tag@sub.example.co").as_deref(), Some("a.b+tag@sub.example.co"));
-        for bad in ["", "you", "you@", "@example.com", "you@example", "a@@b.com", "a b@c.com", "you@-x.com", "you@x..com", ".a@b.com"] {
+        for bad in [
+            "",
+            "you",
+            "you@",
+            "@example.com",
+            "you@example",
+            "a@@b.com",
+            "a b@c.com",
+            "you@-x.com",
+            "you@x..com",
+            ".a@b.com",
+        ] {
             assert_eq!(normalize_email(bad), None, "{bad}");
         }
         assert_eq!(normalize_email(&format!("{}@example.com", "a".repeat(65))), None);

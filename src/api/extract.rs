@@ -40,11 +40,9 @@ pub fn json_rejection(rejection: &JsonRejection) -> ApiError {
         ),
         JsonRejection::JsonSyntaxError(e) => ApiError::invalid_request(format!("malformed JSON: {}", e.body_text())),
         JsonRejection::JsonDataError(e) => ApiError::invalid_request(e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            ErrorCode::PayloadTooLarge,
-            "request body too large",
-        ),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::PayloadTooLarge, "request body too large")
+        }
         other => ApiError::invalid_request(other.body_text()),
     }
 }

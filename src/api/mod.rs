@@ -107,10 +107,7 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// Counts every request by matched route, method and status.
 async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let method = req.method().as_str().to_owned();
     let response = next.run(req).await;
     let labels = RequestLabels { route, method, status: response.status().as_u16() };

@@ -61,7 +61,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
     let network = state.sms.network();
     let sms_network = match network.link_state() {
         LinkState::Up => Check { status: "ok", name: Some(network.name()), error: None, reason: None },
-        LinkState::Down { reason } => Check { status: "fail", name: Some(network.name()), error: None, reason: Some(reason) },
+        LinkState::Down { reason } => {
+            Check { status: "fail", name: Some(network.name()), error: None, reason: Some(reason) }
+        }
     };
     let all_ok = database.status == "ok" && sms_network.status == "ok";
     let code = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
@@ -78,10 +80,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         }
         Err(err) => tracing::warn!(error = %err, "metrics: pool counts unavailable"),
     }
-    (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-        state.metrics.encode(),
-    )
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.encode())
         .into_response()
 }
 

@@ -145,11 +145,9 @@ pub async fn receive_sms(
     let max_wait = state.limits.max_wait_secs;
     let wait = match q.wait.as_deref() {
         None | Some("") => 0,
-        Some(raw) => raw
-            .parse::<u64>()
-            .ok()
-            .filter(|w| *w <= max_wait)
-            .ok_or_else(|| ApiError::invalid_request(format!("wait must be an integer from 0 to {max_wait} (seconds)")))?,
+        Some(raw) => raw.parse::<u64>().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
+            ApiError::invalid_request(format!("wait must be an integer from 0 to {max_wait} (seconds)"))
+        })?,
     };
     let received = state.sms.receive(caller.subscription_id, limit, Duration::from_secs(wait)).await?;
     let messages: Vec<InboundMessage> = received
@@ -232,14 +230,16 @@ pub async fn list_messages(
         None | Some("") | Some("both") => None,
         Some("sent") => Some(Direction::Sent),
         Some("received") => Some(Direction::Received),
-        Some(_) => return Err(ApiError::invalid_request("direction must be sent, received or both")),
+        Some(_) => {
+            return Err(ApiError::invalid_request("direction must be sent, received or both"));
+        }
     };
     let since_ms = parse_time("since", q.since.as_deref())?;
     let until_ms = parse_time("until", q.until.as_deref())?;
-    if let (Some(s), Some(u)) = (since_ms, until_ms) {
-        if s > u {
-            return Err(ApiError::invalid_request("since must not be after until"));
-        }
+    if let (Some(s), Some(u)) = (since_ms, until_ms)
+        && s > u
+    {
+        return Err(ApiError::invalid_request("since must not be after until"));
     }
     let after = match q.cursor.as_deref() {
         None | Some("") => None,
@@ -305,7 +305,15 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let c = HistoryCursor { created_at: 1_777_573_441_000, id: 4820 };
         assert_eq!(decode_cursor(&encode_cursor(c)), Some(c));
-        for bad in ["", "!!", "4820|4810", &URL_SAFE_NO_PAD.encode("h2:1:2"), &URL_SAFE_NO_PAD.encode("h1:x:2"), &URL_SAFE_NO_PAD.encode("h1:1:2:3"), &"A".repeat(200)] {
+        for bad in [
+            "",
+            "!!",
+            "4820|4810",
+            &URL_SAFE_NO_PAD.encode("h2:1:2"),
+            &URL_SAFE_NO_PAD.encode("h1:x:2"),
+            &URL_SAFE_NO_PAD.encode("h1:1:2:3"),
+            &"A".repeat(200),
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }

@@ -62,11 +62,8 @@ impl InboxHub {
         if map.len() >= SWEEP_THRESHOLD {
             map.retain(|_, w| w.strong_count() > 0);
         }
-        let signal = Arc::new(InboxSignal {
-            notify: Notify::new(),
-            committed_at_ns: AtomicU64::new(0),
-            epoch: self.epoch,
-        });
+        let signal =
+            Arc::new(InboxSignal { notify: Notify::new(), committed_at_ns: AtomicU64::new(0), epoch: self.epoch });
         map.insert(owner, Arc::downgrade(&signal));
         signal
     }

@@ -23,7 +23,9 @@ impl BoundedTasks {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        let Ok(permit) = self.permits.clone().acquire_owned().await else { return };
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return;
+        };
         tokio::spawn(async move {
             task.await;
             drop(permit);

@@ -38,7 +38,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 #[derive(Debug)]
 pub enum TrackerMsg {
-    Acked { id: i64, carrier_id: String, segments: u32 },
+    Acked {
+        id: i64,
+        carrier_id: String,
+        segments: u32,
+    },
     /// A receipt whose carrier id matched no row in the table.
     Unmatched(DeliveryReceipt),
 }

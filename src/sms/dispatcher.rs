@@ -135,7 +135,8 @@ impl Submission {
             match self.network.submit(sms.clone()).await {
                 Ok(ack) => {
                     self.metrics.message("outbound", "sent");
-                    let acked = TrackerMsg::Acked { id: self.msg.id, carrier_id: ack.carrier_id, segments: ack.segments };
+                    let acked =
+                        TrackerMsg::Acked { id: self.msg.id, carrier_id: ack.carrier_id, segments: ack.segments };
                     if self.tracker.send(acked).await.is_err() {
                         tracing::warn!(id = self.msg.id, "delivery tracker stopped; ack not recorded");
                     }
@@ -165,7 +166,11 @@ impl Submission {
                     return;
                 }
                 Err(SubmitError::Ambiguous { timeout }) => {
-                    tracing::warn!(id = self.msg.id, ?timeout, "no answer from the network; status unknown, not resent");
+                    tracing::warn!(
+                        id = self.msg.id,
+                        ?timeout,
+                        "no answer from the network; status unknown, not resent"
+                    );
                     self.finish(StatusTarget::Unknown, None).await;
                     return;
                 }

@@ -157,11 +157,13 @@ impl SmsService {
             if wait.is_zero() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
                 return Ok(Received { messages, wakeup: None });
             }
+            let parked = Parked::new(&self.metrics.longpoll_waiting);
             tokio::select! {
                 _ = &mut notified => woken = true,
                 _ = tokio::time::sleep_until(deadline) => woken = false,
                 _ = shutdown.changed() => woken = false,
             }
+            drop(parked);
         }
     }
 
@@ -174,6 +176,23 @@ impl SmsService {
 pub struct Received {
     pub messages: Vec<ClaimedMessage>,
     pub wakeup: Option<Duration>,
+}
+
+/// Counts a parked long-poll for as long as it lives, including when the client goes away
+/// and the request future is dropped mid-wait.
+struct Parked<'a>(&'a prometheus_client::metrics::gauge::Gauge);
+
+impl<'a> Parked<'a> {
+    fn new(gauge: &'a prometheus_client::metrics::gauge::Gauge) -> Self {
+        gauge.inc();
+        Self(gauge)
+    }
+}
+
+impl Drop for Parked<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// A public message id: `msg_` and 26 random alphanumerics (about 154 bits).

@@ -88,14 +88,16 @@ impl Store {
             // Renewal: the number is still held; extend from the later of now and expiry.
             Some((id, number, expires_at, None)) => {
                 let expires_at = expires_at.max(req.now_ms) + req.duration_ms;
-                sqlx::query("UPDATE subscriptions SET expires_at = $1, plan = $2, payer = $3, source = $4 WHERE id = $5")
-                    .bind(expires_at)
-                    .bind(req.plan)
-                    .bind(req.payer)
-                    .bind(req.source.as_str())
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE subscriptions SET expires_at = $1, plan = $2, payer = $3, source = $4 WHERE id = $5",
+                )
+                .bind(expires_at)
+                .bind(req.plan)
+                .bind(req.payer)
+                .bind(req.source.as_str())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
                 Grant { subscription_id: id, number, expires_at, renewed: true }
             }
             // New wallet, or one whose number was released after its grace period.
@@ -109,25 +111,25 @@ impl Store {
                     return Ok(None);
                 };
                 let expires_at = req.now_ms + req.duration_ms;
-                let id = match previous {
-                    Some((id, ..)) => {
-                        sqlx::query(
-                            "UPDATE subscriptions SET number = $1, plan = $2, payer = $3, source = $4, \
+                let id =
+                    match previous {
+                        Some((id, ..)) => {
+                            sqlx::query(
+                                "UPDATE subscriptions SET number = $1, plan = $2, payer = $3, source = $4, \
                              created_at = $5, expires_at = $6, released_at = NULL WHERE id = $7",
-                        )
-                        .bind(&number)
-                        .bind(req.plan)
-                        .bind(req.payer)
-                        .bind(req.source.as_str())
-                        .bind(req.now_ms)
-                        .bind(expires_at)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                        id
-                    }
-                    None => {
-                        sqlx::query_scalar::<_, i64>(
+                            )
+                            .bind(&number)
+                            .bind(req.plan)
+                            .bind(req.payer)
+                            .bind(req.source.as_str())
+                            .bind(req.now_ms)
+                            .bind(expires_at)
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
+                            id
+                        }
+                        None => sqlx::query_scalar::<_, i64>(
                             "INSERT INTO subscriptions (wallet, number, plan, source, payer, created_at, expires_at) \
                              VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                         )
@@ -139,9 +141,8 @@ impl Store {
                         .bind(req.now_ms)
                         .bind(expires_at)
                         .fetch_one(&mut *tx)
-                        .await?
-                    }
-                };
+                        .await?,
+                    };
                 let taken = sqlx::query(
                     "UPDATE numbers SET state = 'assigned', subscription_id = $1, released_at = NULL \
                      WHERE e164 = $2 AND state = 'free'",
@@ -186,7 +187,12 @@ impl Store {
     }
 
     /// Adds numbers to the pool as `free`; existing ones are left alone. Answers how many were new.
-    pub async fn add_numbers(&self, numbers: &[String], now_ms: i64, audit: Option<&AuditEntry>) -> Result<u64, StoreError> {
+    pub async fn add_numbers(
+        &self,
+        numbers: &[String],
+        now_ms: i64,
+        audit: Option<&AuditEntry>,
+    ) -> Result<u64, StoreError> {
         let mut tx = self.begin_write().await?;
         let mut added = 0;
         for n in numbers {

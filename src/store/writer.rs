@@ -195,8 +195,19 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
                 sql.push_str(", ");
             }
             let p = 7 * i;
-            write!(sql, "(${}, ${}, ${}, 'sent', ${}, ${}, 'queued', ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7, p + 7)
-                .expect("invariant: writing to a String cannot fail");
+            write!(
+                sql,
+                "(${}, ${}, ${}, 'sent', ${}, ${}, 'queued', ${}, ${}, ${})",
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5,
+                p + 6,
+                p + 7,
+                p + 7
+            )
+            .expect("invariant: writing to a String cannot fail");
         }
         sql.push_str(" RETURNING id, message_id");
         let mut q = sqlx::query_as::<_, (i64, String)>(AssertSqlSafe(sql));
@@ -304,11 +315,8 @@ async fn apply_status(tx: &mut sqlx::Transaction<'static, sqlx::Any>, c: &Status
         StatusKey::CarrierId(cid) => ("carrier_id", None, Some(cid.as_str())),
     };
     let sql = format!("UPDATE messages SET {set} WHERE {column} = $5 AND direction = 'sent' AND status IN {from}");
-    let q = sqlx::query(AssertSqlSafe(sql))
-        .bind(c.carrier_id.as_deref())
-        .bind(c.segments)
-        .bind(c.error_code)
-        .bind(c.at_ms);
+    let q =
+        sqlx::query(AssertSqlSafe(sql)).bind(c.carrier_id.as_deref()).bind(c.segments).bind(c.error_code).bind(c.at_ms);
     let q = match (key_id, key_carrier) {
         (Some(id), _) => q.bind(id),
         (None, cid) => q.bind(cid),

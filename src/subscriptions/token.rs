@@ -72,7 +72,15 @@ mod tests {
 
     #[test]
     fn rejects_wrong_shapes() {
-        for bad in ["", "an_", "an_short", "bearer", &format!("an_{}", "a".repeat(33)), &format!("an_{}!", "a".repeat(31)), &format!("xx_{}", "a".repeat(32))] {
+        for bad in [
+            "",
+            "an_",
+            "an_short",
+            "bearer",
+            &format!("an_{}", "a".repeat(33)),
+            &format!("an_{}!", "a".repeat(31)),
+            &format!("xx_{}", "a".repeat(32)),
+        ] {
             assert_eq!(Token::parse(bad), Err(TokenError::Malformed), "{bad}");
         }
     }

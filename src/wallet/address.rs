@@ -18,10 +18,7 @@ pub enum AddressError {
 
 impl Address {
     pub fn parse(input: &str) -> Result<Self, AddressError> {
-        let hex = input
-            .strip_prefix("0x")
-            .or_else(|| input.strip_prefix("0X"))
-            .ok_or(AddressError::MissingPrefix)?;
+        let hex = input.strip_prefix("0x").or_else(|| input.strip_prefix("0X")).ok_or(AddressError::MissingPrefix)?;
         if hex.len() != 40 {
             return Err(AddressError::BadLength);
         }
