@@ -86,8 +86,11 @@ impl App {
         if seeded > 0 {
             tracing::info!(count = seeded, "seeded the pool with simulator numbers");
         }
+        subscriptions.load_directory().await?;
+        let directory = subscriptions.directory();
+        let on_net: telco::sim::OnNet = Arc::new(move |n| directory.contains(n.as_str()));
         let (events_tx, events_rx) = mpsc::channel(telco::SMS_EVENT_QUEUE);
-        let (sim, sim_worker) = SimNetwork::new(events_tx, Duration::from_millis(config.sim.delivery_delay_ms));
+        let (sim, sim_worker) = SimNetwork::new(events_tx, on_net, Duration::from_millis(config.sim.delivery_delay_ms));
         let (sms, sms_tasks) = SmsService::start(
             store.clone(),
             writer,

@@ -61,8 +61,7 @@ async fn operations_endpoints(backend: Backend) {
     let doc = json(s.get("/openapi.json", None).await).await;
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["servers"][0]["url"], s.base.as_str());
-    let seed: Value =
-        serde_json::from_str(include_str!("../fixtures/contract-openapi.json")).expect("seed parses");
+    let seed: Value = serde_json::from_str(include_str!("../fixtures/contract-openapi.json")).expect("seed parses");
     for (path, ops) in seed["paths"].as_object().expect("paths") {
         for (method, op) in ops.as_object().expect("ops") {
             let ours = &doc["paths"][path][method];
@@ -300,9 +299,28 @@ async fn expired_and_revoked_subscriptions(backend: Backend) {
     let s = TestServer::start(backend).await;
     let (token, number) = s.grant(&wallet(1), 30).await;
     let now = agentline::clock::now_ms();
+    // Changes made behind the service's back (SQL by hand, another node) take effect within
+    // the auth cache's lifetime; wait for them with a deadline.
+    async fn eventually_status(s: &TestServer, token: &str, want: u16) -> reqwest::Response {
+        let deadline = tokio::time::Instant::now() + agentline::subscriptions::AUTH_CACHE_TTL * 5;
+        loop {
+            let resp = s.get("/sms/number", Some(token)).await;
+            if resp.status().as_u16() == want || tokio::time::Instant::now() > deadline {
+                return resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
     // Expired a day ago: inside the grace period, read-only.
     s.exec(&format!("UPDATE subscriptions SET expires_at = {}", now - 86_400_000)).await;
-    let info = json(s.get("/sms/number", Some(&token)).await).await;
+    let deadline = tokio::time::Instant::now() + agentline::subscriptions::AUTH_CACHE_TTL * 5;
+    let info = loop {
+        let info = json(s.get("/sms/number", Some(&token)).await).await;
+        if info["status"] == "expired" || tokio::time::Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(info["status"], "expired");
     assert_eq!(info["number"], number.as_str());
     expect_error(
@@ -311,14 +329,24 @@ async fn expired_and_revoked_subscriptions(backend: Backend) {
         "no_active_subscription",
     )
     .await;
-    // Past the grace period the token is dead.
+    // Past the grace period the token is dead, whatever the cache holds.
     s.exec(&format!("UPDATE subscriptions SET expires_at = {}", now - 31 * 86_400_000)).await;
-    expect_error(s.get("/sms/number", Some(&token)).await, 401, "unauthorized").await;
+    expect_error(eventually_status(&s, &token, 401).await, 401, "unauthorized").await;
     // A revoked token is dead too.
     s.exec(&format!("UPDATE subscriptions SET expires_at = {}", now + 86_400_000)).await;
-    json(s.get("/sms/number", Some(&token)).await).await;
+    assert_eq!(eventually_status(&s, &token, 200).await.status(), 200);
     s.exec(&format!("UPDATE tokens SET revoked_at = {now}")).await;
-    expect_error(s.get("/sms/number", Some(&token)).await, 401, "unauthorized").await;
+    expect_error(eventually_status(&s, &token, 401).await, 401, "unauthorized").await;
+    // A grant through the service is seen at once (the cache forgets that subscription).
+    let (token2, _) = s.grant(&wallet(2), 30).await;
+    s.exec(&format!("UPDATE subscriptions SET expires_at = {} WHERE wallet = '{}'", now - 86_400_000, wallet(2))).await;
+    assert_eq!(
+        json(s.get("/sms/number", Some(&token2)).await).await["status"],
+        "expired",
+        "first read hits the database"
+    );
+    s.grant(&wallet(2), 30).await;
+    assert_eq!(json(s.get("/sms/number", Some(&token2)).await).await["status"], "active", "renewal seen at once");
     s.stop().await;
 }
 

@@ -272,56 +272,109 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
                 moved.sort_unstable();
                 Outcome::Ids(moved)
             }
+            // Keyed by id: applied below, many rows per statement.
+            Job::Status(StatusChange { key: StatusKey::Id(_), .. }, _) => continue,
             Job::Status(change, _) => Outcome::Rows(apply_status(&mut tx, change).await?),
         };
         outcomes[i] = Some(outcome);
+    }
+
+    // Status changes by id, one multi-row UPDATE per target. Transitions are monotonic, so
+    // applying the targets in this fixed order gives the same result as arrival order.
+    for target in
+        [StatusTarget::Sent, StatusTarget::Delivered, StatusTarget::Failed, StatusTarget::Retry, StatusTarget::Unknown]
+    {
+        let group: Vec<(usize, i64, &StatusChange)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| match j {
+                Job::Status(c @ StatusChange { key: StatusKey::Id(id), .. }, _) if c.target == target => {
+                    Some((i, *id, c))
+                }
+                _ => None,
+            })
+            .collect();
+        for chunk in group.chunks(INSERT_CHUNK) {
+            let moved = apply_status_by_id(&mut tx, target, chunk).await?;
+            for (i, id, _) in chunk {
+                outcomes[*i] = Some(Outcome::Rows(u64::from(moved.binary_search(id).is_ok())));
+            }
+        }
     }
     tx.commit().await?;
     outcomes.into_iter().map(|o| o.ok_or(sqlx::Error::RowNotFound)).collect()
 }
 
+impl StatusTarget {
+    /// The stored status this target sets.
+    fn status(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Retry => "queued",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// The states a message may leave for this target.
+    fn leaves_from(self) -> &'static str {
+        match self {
+            Self::Sent => "('queued', 'sending', 'unknown')",
+            Self::Delivered | Self::Failed => "('queued', 'sending', 'sent', 'unknown')",
+            Self::Retry | Self::Unknown => "('sending')",
+        }
+    }
+}
+
+/// One status change keyed by carrier id (a receipt for a message not in memory).
 async fn apply_status(tx: &mut sqlx::Transaction<'static, sqlx::Any>, c: &StatusChange) -> Result<u64, sqlx::Error> {
-    use StatusTarget::*;
-    // Each target lists the states it may leave from; the key picks the WHERE column.
-    let (set, from) = match c.target {
-        Sent => (
-            "status = 'sent', carrier_id = COALESCE($1, carrier_id), segments = COALESCE($2, segments), \
-             error_code = COALESCE($3, error_code), updated_at = $4",
-            "('queued', 'sending', 'unknown')",
-        ),
-        Delivered => (
-            "status = 'delivered', carrier_id = COALESCE($1, carrier_id), segments = COALESCE($2, segments), \
-             error_code = COALESCE($3, error_code), updated_at = $4",
-            "('queued', 'sending', 'sent', 'unknown')",
-        ),
-        Failed => (
-            "status = 'failed', carrier_id = COALESCE($1, carrier_id), segments = COALESCE($2, segments), \
-             error_code = COALESCE($3, error_code), updated_at = $4",
-            "('queued', 'sending', 'sent', 'unknown')",
-        ),
-        Retry => (
-            "status = 'queued', carrier_id = COALESCE($1, carrier_id), segments = COALESCE($2, segments), \
-             error_code = COALESCE($3, error_code), updated_at = $4",
-            "('sending')",
-        ),
-        Unknown => (
-            "status = 'unknown', carrier_id = COALESCE($1, carrier_id), segments = COALESCE($2, segments), \
-             error_code = COALESCE($3, error_code), updated_at = $4",
-            "('sending')",
-        ),
+    let StatusKey::CarrierId(carrier_id) = &c.key else {
+        return Err(sqlx::Error::Protocol("status change by id must go through the batch path".into()));
     };
-    let (column, key_id, key_carrier) = match &c.key {
-        StatusKey::Id(id) => ("id", Some(*id), None),
-        StatusKey::CarrierId(cid) => ("carrier_id", None, Some(cid.as_str())),
-    };
-    let sql = format!("UPDATE messages SET {set} WHERE {column} = $5 AND direction = 'sent' AND status IN {from}");
-    let q =
-        sqlx::query(AssertSqlSafe(sql)).bind(c.carrier_id.as_deref()).bind(c.segments).bind(c.error_code).bind(c.at_ms);
-    let q = match (key_id, key_carrier) {
-        (Some(id), _) => q.bind(id),
-        (None, cid) => q.bind(cid),
-    };
+    let sql = format!(
+        "UPDATE messages SET status = '{}', segments = COALESCE($1, segments), error_code = COALESCE($2, error_code), \
+         updated_at = $3 WHERE carrier_id = $4 AND direction = 'sent' AND status IN {}",
+        c.target.status(),
+        c.target.leaves_from()
+    );
+    let q = sqlx::query(AssertSqlSafe(sql)).bind(c.segments).bind(c.error_code).bind(c.at_ms).bind(carrier_id.as_str());
     Ok(q.execute(&mut **tx).await?.rows_affected())
+}
+
+/// Many status changes to one target, keyed by id, in one statement; answers the ids moved.
+async fn apply_status_by_id(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    target: StatusTarget,
+    changes: &[(usize, i64, &StatusChange)],
+) -> Result<Vec<i64>, sqlx::Error> {
+    let mut sql = String::from("WITH v(id, cid, seg, err, at) AS (VALUES ");
+    for k in 0..changes.len() {
+        if k > 0 {
+            sql.push_str(", ");
+        }
+        let p = 5 * k;
+        write!(sql, "(${}, ${}, ${}, ${}, ${})", p + 1, p + 2, p + 3, p + 4, p + 5)
+            .expect("invariant: writing to a String cannot fail");
+    }
+    write!(
+        sql,
+        ") UPDATE messages SET status = '{}', carrier_id = COALESCE(v.cid, messages.carrier_id), \
+         segments = COALESCE(v.seg, messages.segments), error_code = COALESCE(v.err, messages.error_code), \
+         updated_at = v.at FROM v WHERE messages.id = v.id AND messages.direction = 'sent' \
+         AND messages.status IN {} RETURNING messages.id",
+        target.status(),
+        target.leaves_from()
+    )
+    .expect("invariant: writing to a String cannot fail");
+    let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+    for (_, id, c) in changes {
+        q = q.bind(*id).bind(c.carrier_id.as_deref()).bind(c.segments).bind(c.error_code).bind(c.at_ms);
+    }
+    let mut moved = q.fetch_all(&mut **tx).await?;
+    moved.sort_unstable();
+    moved.dedup();
+    Ok(moved)
 }
 
 fn answer(jobs: impl Iterator<Item = Job>, results: Vec<Outcome>) {

@@ -5,12 +5,17 @@
 //! it is active; after expiry it keeps its number (read-only use, renewal) through a grace
 //! period, after which the number goes to quarantine and the tokens stop working.
 
+mod auth_cache;
+mod directory;
 mod token;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
+use auth_cache::AuthCache;
+pub use directory::PoolDirectory;
 pub use token::{Token, TokenError};
 
 use crate::clock;
@@ -20,6 +25,10 @@ use crate::wallet::Address;
 
 const DAY_MS: i64 = 86_400_000;
 const RECYCLE_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a resolved token is trusted without asking the database again. Changes made
+/// through this process (grants, revocations) invalidate at once; changes made elsewhere
+/// (another node, SQL by hand) take effect within this time.
+pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
@@ -69,33 +78,57 @@ pub struct Granted {
 pub struct SubscriptionService {
     store: Store,
     config: SubscriptionsConfig,
+    directory: Arc<PoolDirectory>,
+    auth_cache: Arc<AuthCache>,
 }
 
 impl SubscriptionService {
     pub fn new(store: Store, config: SubscriptionsConfig) -> Self {
-        Self { store, config }
+        Self { store, config, directory: Arc::default(), auth_cache: Arc::new(AuthCache::new(AUTH_CACHE_TTL)) }
+    }
+
+    /// Loads the pool into the in-memory directory (call once at start).
+    pub async fn load_directory(&self) -> Result<(), SubscriptionError> {
+        let numbers: Vec<String> = self.store.list_numbers().await?.into_iter().map(|n| n.e164).collect();
+        self.directory.extend(&numbers);
+        Ok(())
+    }
+
+    /// The numbers of the pool, for on-net routing.
+    pub fn directory(&self) -> Arc<PoolDirectory> {
+        self.directory.clone()
     }
 
     /// Resolves a bearer token. Tokens of the wrong shape never reach the database.
     pub async fn authenticate(&self, presented: &str) -> Result<Caller, AuthError> {
         let token = Token::parse(presented).map_err(|_| AuthError::Unauthorized)?;
         let hash = token.hash();
-        let row = self.store.token_owner(&hash).await?.ok_or(AuthError::Unauthorized)?;
-        if !token::hashes_equal(&row.token_hash, &hash) || row.revoked_at.is_some() || row.released_at.is_some() {
+        let caller = match self.auth_cache.get(&hash) {
+            Some(caller) => caller,
+            None => {
+                let row = self.store.token_owner(&hash).await?.ok_or(AuthError::Unauthorized)?;
+                if !token::hashes_equal(&row.token_hash, &hash) || row.revoked_at.is_some() || row.released_at.is_some()
+                {
+                    return Err(AuthError::Unauthorized);
+                }
+                let caller = Caller {
+                    subscription_id: row.subscription_id,
+                    wallet: row.wallet,
+                    number: row.number,
+                    plan: row.plan,
+                    payer: row.payer,
+                    created_at_ms: row.created_at,
+                    expires_at_ms: row.expires_at,
+                };
+                self.auth_cache.insert(hash, caller.clone());
+                caller
+            }
+        };
+        // Checked on every call, cached or not: the grace period ends on time.
+        if caller.expires_at_ms + self.grace_ms() <= clock::now_ms() {
             return Err(AuthError::Unauthorized);
         }
-        if row.expires_at + self.grace_ms() <= clock::now_ms() {
-            return Err(AuthError::Unauthorized);
-        }
-        Ok(Caller {
-            subscription_id: row.subscription_id,
-            wallet: row.wallet,
-            number: row.number,
-            plan: row.plan,
-            payer: row.payer,
-            created_at_ms: row.created_at,
-            expires_at_ms: row.expires_at,
-        })
+        Ok(caller)
     }
 
     /// Grants `days` without payment (operator comp), with the same renewal rules as a paid
@@ -121,8 +154,9 @@ impl SubscriptionService {
             action: "subscriptions.grant".to_owned(),
             detail: serde_json::json!({ "wallet": wallet, "days": days }).to_string(),
         };
-        let Grant { number, expires_at, renewed, .. } =
+        let Grant { subscription_id, number, expires_at, renewed } =
             self.store.grant(&request, Some(&audit)).await?.ok_or(SubscriptionError::PoolExhausted)?;
+        self.auth_cache.forget_subscription(subscription_id);
         Ok(Granted { token, number, expires_at_ms: expires_at, renewed })
     }
 
@@ -139,7 +173,9 @@ impl SubscriptionService {
             action: "numbers.add".to_owned(),
             detail: serde_json::json!({ "numbers": numbers }).to_string(),
         };
-        Ok(self.store.add_numbers(numbers, now_ms, Some(&audit)).await?)
+        let added = self.store.add_numbers(numbers, now_ms, Some(&audit)).await?;
+        self.directory.extend(numbers);
+        Ok(added)
     }
 
     /// Seeds the pool with `numbers` if it has never held any.

@@ -1,16 +1,20 @@
 //! The built-in simulated phone network, the default when no carrier is configured, so one
 //! command on a fresh machine gives a working service.
 //!
-//! SMS: every submission is taken at once (`sim-…` carrier id). The message is offered to the
-//! SMS service as inbound traffic for its destination (it is stored only if the destination is
-//! an assigned number of our pool), and a `delivered` receipt follows after the configured
-//! delay. Receipts are emitted by one worker task, in submission order.
+//! SMS: every submission is taken at once (`sim-…` carrier id). A message to one of our own
+//! numbers (the on-net predicate, backed by the pool) is offered to the SMS service as inbound
+//! traffic, exactly as an SMSC would deliver it; a `delivered` receipt follows after the
+//! configured delay for every message. Receipts are emitted by one worker task, in submission
+//! order.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::e164::E164;
 
 use super::{
     BoxFuture, DeliveryReceipt, InboundSms, LinkState, OutboundSms, ReceiptState, SmsEvent, SmsNetwork, SubmitAck,
@@ -25,8 +29,12 @@ pub fn seed_numbers(prefix: &str, count: u32) -> Vec<String> {
     (0..count).map(|i| format!("{prefix}{:04}", 100 + i)).collect()
 }
 
+/// Whether a number is served by this network (one of our pool's numbers).
+pub type OnNet = Arc<dyn Fn(&E164) -> bool + Send + Sync>;
+
 pub struct SimNetwork {
     events: mpsc::Sender<SmsEvent>,
+    on_net: OnNet,
     receipts: mpsc::Sender<(Instant, String)>,
     next_id: AtomicU64,
     delivery_delay: Duration,
@@ -35,10 +43,14 @@ pub struct SimNetwork {
 impl SimNetwork {
     /// Builds the network and its receipt worker. The worker ends once the network is dropped
     /// and its queue is drained.
-    pub fn new(events: mpsc::Sender<SmsEvent>, delivery_delay: Duration) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn new(
+        events: mpsc::Sender<SmsEvent>,
+        on_net: OnNet,
+        delivery_delay: Duration,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (receipts, rx) = mpsc::channel(RECEIPT_QUEUE);
         let worker = tokio::spawn(emit_receipts(rx, events.clone()));
-        (Self { events, receipts, next_id: AtomicU64::new(1), delivery_delay }, worker)
+        (Self { events, on_net, receipts, next_id: AtomicU64::new(1), delivery_delay }, worker)
     }
 }
 
@@ -61,17 +73,19 @@ impl SmsNetwork for SimNetwork {
         Box::pin(async move {
             let carrier_id = format!("sim-{:016x}", self.next_id.fetch_add(1, Ordering::Relaxed));
             let (_, segments) = sms_encoding::plan(&sms.body);
-            // The simulated far end does not wait for our storage; the ack is dropped.
-            let (ack, _) = oneshot::channel();
-            let inbound = InboundSms {
-                from: sms.from.into_string(),
-                to: sms.to,
-                body: sms.body,
-                carrier_id: Some(carrier_id.clone()),
-                received_at_ms: crate::clock::now_ms(),
-                ack,
-            };
-            self.events.send(SmsEvent::Inbound(inbound)).await.map_err(|_| SubmitError::Unavailable)?;
+            if (self.on_net)(&sms.to) {
+                // The simulated far end does not wait for our storage; the ack is dropped.
+                let (ack, _) = oneshot::channel();
+                let inbound = InboundSms {
+                    from: sms.from.into_string(),
+                    to: sms.to,
+                    body: sms.body,
+                    carrier_id: Some(carrier_id.clone()),
+                    received_at_ms: crate::clock::now_ms(),
+                    ack,
+                };
+                self.events.send(SmsEvent::Inbound(inbound)).await.map_err(|_| SubmitError::Unavailable)?;
+            }
             let due = Instant::now() + self.delivery_delay;
             self.receipts.send((due, carrier_id.clone())).await.map_err(|_| SubmitError::Unavailable)?;
             Ok(SubmitAck { carrier_id, segments })
@@ -90,7 +104,6 @@ impl SmsNetwork for SimNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::e164::E164;
 
     #[test]
     fn seeds_fictional_555_01xx_numbers() {
@@ -104,15 +117,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn submit_offers_inbound_then_receipt_after_delay() {
         let (tx, mut rx) = mpsc::channel(16);
-        let (net, worker) = SimNetwork::new(tx, Duration::from_millis(200));
-        let sms = OutboundSms {
+        let on_net: OnNet = Arc::new(|n: &E164| n.as_str() == "+12025550101");
+        let (net, worker) = SimNetwork::new(tx, on_net, Duration::from_millis(200));
+        let sms = |to: &str| OutboundSms {
             id: 1,
             from: E164::parse("+12025550100").expect("valid"),
-            to: E164::parse("+12025550101").expect("valid"),
+            to: E164::parse(to).expect("valid"),
             body: "hi".to_owned(),
         };
         let started = Instant::now();
-        let ack = net.submit(sms).await.expect("taken");
+        let off_net = net.submit(sms("+15005550006")).await.expect("taken");
+        let ack = net.submit(sms("+12025550101")).await.expect("taken");
         assert_eq!(ack.segments, 1);
         match rx.recv().await {
             Some(SmsEvent::Inbound(m)) => {
@@ -121,6 +136,11 @@ mod tests {
                 assert_eq!(m.carrier_id.as_deref(), Some(ack.carrier_id.as_str()));
             }
             other => panic!("expected inbound, got {other:?}"),
+        }
+        // Off-net: a receipt only, no inbound.
+        match rx.recv().await {
+            Some(SmsEvent::Receipt(r)) => assert_eq!(r.carrier_id, off_net.carrier_id),
+            other => panic!("expected the off-net receipt, got {other:?}"),
         }
         match rx.recv().await {
             Some(SmsEvent::Receipt(r)) => {
