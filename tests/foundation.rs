@@ -27,6 +27,8 @@ both!(
     send_rejects_bad_input,
     receive_rejects_bad_parameters,
     another_wallets_data_is_invisible,
+    restart_resumes_queued_and_never_resends_interrupted,
+    readiness_fails_and_errors_stay_generic_when_the_database_is_gone,
 );
 
 async fn json(resp: reqwest::Response) -> Value {
@@ -639,5 +641,56 @@ async fn another_wallets_data_is_invisible(backend: Backend) {
     let bodies: Vec<&str> =
         bob_history["messages"].as_array().expect("a").iter().map(|m| m["body"].as_str().expect("b")).collect();
     assert_eq!(bodies, vec!["for bob only"]);
+    s.stop().await;
+}
+
+async fn restart_resumes_queued_and_never_resends_interrupted(backend: Backend) {
+    let mut s = TestServer::start(backend).await;
+    let (alice, number) = s.grant(&wallet(1), 30).await;
+    let owner = s.scalar("SELECT id FROM subscriptions").await;
+    s.restart().await;
+    // Left behind by a process that stopped: one message committed but never submitted, one
+    // submitted-or-not (`sending` for minutes), one `sending` a moment ago (a live node's).
+    let old = agentline::clock::now_ms() - 10 * 60_000;
+    let recent = agentline::clock::now_ms();
+    for (mid, status, at) in
+        [("msg_queued", "queued", old), ("msg_interrupted", "sending", old), ("msg_live", "sending", recent)]
+    {
+        s.exec(&format!(
+            "INSERT INTO messages (message_id, owner, number, direction, peer, body, status, created_at, updated_at) \
+             VALUES ('{mid}', {owner}, '{number}', 'sent', '+15005550006', 'left behind', '{status}', {at}, {at})"
+        ))
+        .await;
+    }
+    s.restart().await;
+    let delivered = wait_for_status(&s, &alice, "msg_queued", "delivered").await;
+    assert_eq!(delivered["body"], "left behind");
+    wait_for_status(&s, &alice, "msg_interrupted", "unknown").await;
+    assert_eq!(s.scalar("SELECT attempts FROM messages WHERE message_id = 'msg_interrupted'").await, 0, "never resent");
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM messages WHERE message_id = 'msg_live' AND status = 'sending'").await, 1);
+    s.stop().await;
+}
+
+async fn readiness_fails_and_errors_stay_generic_when_the_database_is_gone(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let (alice, _) = s.grant(&wallet(1), 30).await;
+    assert_eq!(json(s.get("/health/ready", None).await).await["status"], "ready");
+    // The schema disappears under the running server.
+    for table in ["messages", "tokens", "numbers", "waitlist", "audit"] {
+        s.exec(&format!("ALTER TABLE {table} RENAME TO gone_{table}")).await;
+    }
+    let resp = s.get("/health/ready", None).await;
+    assert_eq!(resp.status(), 503);
+    let ready: Value = resp.json().await.expect("json");
+    assert_eq!(ready["status"], "unavailable");
+    assert_eq!(ready["checks"]["database"]["status"], "fail");
+    assert_eq!(ready["checks"]["sms_network"]["status"], "ok");
+    let resp = s.get("/sms/availability", None).await;
+    let body = expect_error(resp, 500, "internal_error").await;
+    let message = body["message"].as_str().expect("message");
+    assert!(!message.contains("numbers") && !message.contains("table"), "no cause leaks: {message}");
+    expect_error(s.get("/sms/messages", Some(&alice)).await, 500, "internal_error").await;
+    expect_error(s.post("/sms/waitlist", None, &json!({"email": "a@example.com"})).await, 500, "internal_error").await;
+    assert_eq!(s.get("/health", None).await.status(), 200, "liveness does not depend on the database");
     s.stop().await;
 }

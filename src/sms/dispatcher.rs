@@ -29,6 +29,9 @@ pub const MAX_ATTEMPTS: i64 = 3;
 /// Messages per `sending` transaction at most.
 const BATCH: usize = 256;
 const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// How often `sending` rows are checked for interrupted submissions, and how old they must be.
+const STALE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+pub const STALE_SENDING: Duration = Duration::from_secs(120);
 const RETRY_BACKOFF: Duration = Duration::from_millis(500);
 
 pub(super) struct Dispatcher {
@@ -44,6 +47,7 @@ impl Dispatcher {
     pub async fn run(self, mut hints: mpsc::Receiver<PendingOutbound>, mut shutdown: watch::Receiver<bool>) {
         let mut scan = tokio::time::interval(SCAN_INTERVAL);
         scan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut stale_check = tokio::time::interval(STALE_CHECK_INTERVAL);
         let mut batch = Vec::with_capacity(BATCH);
         loop {
             tokio::select! {
@@ -59,10 +63,21 @@ impl Dispatcher {
                     self.dispatch(&mut batch).await;
                 }
                 _ = scan.tick() => self.scan().await,
+                _ = stale_check.tick() => self.settle_interrupted().await,
                 _ = shutdown.changed() => break,
             }
         }
         self.in_flight.drain().await;
+    }
+
+    async fn settle_interrupted(&self) {
+        let now_ms = clock::now_ms();
+        let stale_before = now_ms - STALE_SENDING.as_millis() as i64;
+        match self.store.settle_interrupted_sends(now_ms, stale_before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "interrupted submissions are now 'unknown' (never resent)"),
+            Err(err) => tracing::warn!(error = %err, "checking for interrupted submissions failed"),
+        }
     }
 
     async fn scan(&self) {

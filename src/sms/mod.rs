@@ -79,10 +79,6 @@ impl SmsService {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<(Self, SmsTasks), SmsError> {
-        let interrupted = store.settle_interrupted_sends(clock::now_ms()).await?;
-        if interrupted > 0 {
-            tracing::warn!(count = interrupted, "messages interrupted while sending are now 'unknown' (not resent)");
-        }
         let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
         let tracker = delivery::Tracker::new(writer.clone(), hub.clone(), metrics.clone(), tracker_tx.clone());
         let tracker = tokio::spawn(tracker.run(tracker_rx, events, shutdown.clone()));

@@ -171,14 +171,19 @@ impl Store {
         .await?)
     }
 
-    /// At start-up: a message left `sending` by a previous process may have reached the
-    /// network. It becomes `unknown` (a receipt can still settle it) and is never resent.
-    pub async fn settle_interrupted_sends(&self, now_ms: i64) -> Result<u64, StoreError> {
-        Ok(sqlx::query("UPDATE messages SET status = 'unknown', updated_at = $1 WHERE status = 'sending'")
-            .bind(now_ms)
-            .execute(&self.write)
-            .await?
-            .rows_affected())
+    /// A message `sending` since before `stale_before_ms` was interrupted (its process stopped
+    /// mid-submission) and may have reached the network: it becomes `unknown` (a receipt can
+    /// still settle it) and is never resent. Live submissions finish far sooner, so this is safe
+    /// with several nodes on one database.
+    pub async fn settle_interrupted_sends(&self, now_ms: i64, stale_before_ms: i64) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE messages SET status = 'unknown', updated_at = $1 WHERE status = 'sending' AND updated_at < $2",
+        )
+        .bind(now_ms)
+        .bind(stale_before_ms)
+        .execute(&self.write)
+        .await?
+        .rows_affected())
     }
 
     /// Message counts by direction and status, for metrics.

@@ -110,9 +110,9 @@ impl Store {
         self.backend
     }
 
-    /// A cheap round trip, for readiness checks.
+    /// A cheap round trip that also proves the schema is there, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.read).await?;
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM numbers WHERE e164 = ''").fetch_one(&self.read).await?;
         Ok(())
     }
 

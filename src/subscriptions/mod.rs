@@ -199,16 +199,22 @@ impl SubscriptionService {
         Ok(self.store.recycle_numbers(now_ms, expired_before, quarantined_before).await?)
     }
 
-    /// Runs `recycle` every minute until shutdown.
+    /// Every minute until shutdown: recycles numbers, and reloads the directory so numbers
+    /// added by another process (the CLI, another node) are routed too.
     pub async fn run_recycler(self, mut shutdown: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(RECYCLE_INTERVAL);
         loop {
             tokio::select! {
-                _ = tick.tick() => match self.recycle().await {
-                    Ok((0, 0)) => {}
-                    Ok((released, freed)) => tracing::info!(released, freed, "numbers recycled"),
-                    Err(err) => tracing::warn!(error = %err, "number recycling failed"),
-                },
+                _ = tick.tick() => {
+                    match self.recycle().await {
+                        Ok((0, 0)) => {}
+                        Ok((released, freed)) => tracing::info!(released, freed, "numbers recycled"),
+                        Err(err) => tracing::warn!(error = %err, "number recycling failed"),
+                    }
+                    if let Err(err) = self.load_directory().await {
+                        tracing::warn!(error = %err, "reloading the number directory failed");
+                    }
+                }
                 _ = shutdown.changed() => return,
             }
         }

@@ -45,6 +45,7 @@ pub struct TestServer {
     db: AnyPool,
     pg_cleanup: Option<(String, String)>,
     _dir: tempfile::TempDir,
+    config: Config,
     stop: Option<oneshot::Sender<()>>,
     served: Option<tokio::task::JoinHandle<()>>,
 }
@@ -87,28 +88,36 @@ impl TestServer {
         config.sim.delivery_delay_ms = 20;
         config.listen = "127.0.0.1:0".parse().expect("addr");
         tweak(&mut config);
-        let listener = tokio::net::TcpListener::bind(config.listen).await.expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr");
-        config.public_url = Some(format!("http://{addr}"));
-        let app = App::build(config).await.expect("app builds");
-        let (stop, stopped) = oneshot::channel::<()>();
-        let served = tokio::spawn(async move {
-            app.serve(listener, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-        });
+        let (base, stop, served) = serve(config.clone()).await;
         let db = AnyPool::connect(&db_url).await.expect("test db connection");
         Self {
-            base: format!("http://{addr}"),
+            base,
             http: Client::builder().timeout(Duration::from_secs(60)).build().expect("client"),
             db_url,
             db,
             pg_cleanup,
             _dir: dir,
+            config,
             stop: Some(stop),
             served: Some(served),
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        let (base, stop, served) = serve(self.config.clone()).await;
+        self.base = base;
+        self.stop = Some(stop);
+        self.served = Some(served);
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            tokio::time::timeout(Duration::from_secs(30), served).await.expect("graceful stop").expect("serve task");
         }
     }
 
@@ -171,12 +180,7 @@ impl TestServer {
 
     /// Stops the server gracefully and drops a Postgres test database.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(served) = self.served.take() {
-            tokio::time::timeout(Duration::from_secs(30), served).await.expect("graceful stop").expect("serve task");
-        }
+        self.shutdown().await;
         self.db.close().await;
         if let Some((admin, name)) = self.pg_cleanup.take()
             && let Ok(pool) = AnyPool::connect(&admin).await
@@ -187,6 +191,23 @@ impl TestServer {
             pool.close().await;
         }
     }
+}
+
+/// Builds the app from `config` on a fresh 127.0.0.1 port and serves it until stopped.
+async fn serve(mut config: Config) -> (String, oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr");
+    config.public_url = Some(format!("http://{addr}"));
+    let app = App::build(config).await.expect("app builds");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let served = tokio::spawn(async move {
+        app.serve(listener, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    (format!("http://{addr}"), stop, served)
 }
 
 /// Asserts status and envelope code; answers the body.
