@@ -358,10 +358,11 @@ async fn wait_for_status(s: &TestServer, token: &str, message_id: &str, status: 
     loop {
         let page = json(s.get("/sms/messages?direction=sent&limit=100", Some(token)).await).await;
         let messages = page["messages"].as_array().expect("array");
-        if let Some(m) = messages.iter().find(|m| m["message_id"] == message_id && m["status"] == status) {
+        let found = messages.iter().find(|m| m["message_id"] == message_id);
+        if let Some(m) = found.filter(|m| m["status"] == status) {
             return m.clone();
         }
-        assert!(tokio::time::Instant::now() < deadline, "{message_id} never reached {status}");
+        assert!(tokio::time::Instant::now() < deadline, "{message_id} never reached {status}: {found:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -648,7 +649,7 @@ async fn restart_resumes_queued_and_never_resends_interrupted(backend: Backend) 
     let mut s = TestServer::start(backend).await;
     let (alice, number) = s.grant(&wallet(1), 30).await;
     let owner = s.scalar("SELECT id FROM subscriptions").await;
-    s.restart().await;
+    s.shutdown().await;
     // Left behind by a process that stopped: one message committed but never submitted, one
     // submitted-or-not (`sending` for minutes), one `sending` a moment ago (a live node's).
     let old = agentline::clock::now_ms() - 10 * 60_000;
@@ -662,7 +663,7 @@ async fn restart_resumes_queued_and_never_resends_interrupted(backend: Backend) 
         ))
         .await;
     }
-    s.restart().await;
+    s.resume().await;
     let delivered = wait_for_status(&s, &alice, "msg_queued", "delivered").await;
     assert_eq!(delivered["body"], "left behind");
     wait_for_status(&s, &alice, "msg_interrupted", "unknown").await;

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{BoundedTasks, new_message_id};
 use crate::clock;
@@ -80,7 +80,7 @@ impl Tracker {
         mut self,
         mut msgs: mpsc::Receiver<TrackerMsg>,
         mut events: mpsc::Receiver<SmsEvent>,
-        mut shutdown: watch::Receiver<bool>,
+        mut stop: oneshot::Receiver<()>,
     ) {
         let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
         loop {
@@ -92,7 +92,7 @@ impl Tracker {
                     None => break,
                 },
                 _ = sweep.tick() => self.sweep(),
-                _ = shutdown.changed() => break,
+                _ = &mut stop => break,
             }
         }
         // Record acks that are already queued, then let inbound commits finish.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 pub use bounded_tasks::BoundedTasks;
 
@@ -81,7 +81,10 @@ impl SmsService {
     ) -> Result<(Self, SmsTasks), SmsError> {
         let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
         let tracker = delivery::Tracker::new(writer.clone(), hub.clone(), metrics.clone(), tracker_tx.clone());
-        let tracker = tokio::spawn(tracker.run(tracker_rx, events, shutdown.clone()));
+        // The tracker stops only after the dispatcher has drained its in-flight submissions, so
+        // no ack of a message already submitted is lost at shutdown.
+        let (stop_tracker, tracker_stop) = oneshot::channel();
+        let tracker = tokio::spawn(tracker.run(tracker_rx, events, tracker_stop));
 
         let (dispatch, hints) = mpsc::channel(dispatcher::DISPATCH_QUEUE);
         let dispatcher = dispatcher::Dispatcher {
@@ -92,7 +95,11 @@ impl SmsService {
             metrics: metrics.clone(),
             in_flight: BoundedTasks::new(dispatcher::MAX_IN_FLIGHT),
         };
-        let dispatcher = tokio::spawn(dispatcher.run(hints, shutdown.clone()));
+        let dispatcher_shutdown = shutdown.clone();
+        let dispatcher = tokio::spawn(async move {
+            dispatcher.run(hints, dispatcher_shutdown).await;
+            let _ = stop_tracker.send(());
+        });
         let service = Self { store, writer, hub, metrics, network, dispatch, shutdown };
         Ok((service, SmsTasks { dispatcher, tracker }))
     }

@@ -106,13 +106,19 @@ impl TestServer {
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(&mut self) {
         self.shutdown().await;
+        self.resume().await;
+    }
+
+    /// Starts a server again on the database of a stopped one.
+    pub async fn resume(&mut self) {
         let (base, stop, served) = serve(self.config.clone()).await;
         self.base = base;
         self.stop = Some(stop);
         self.served = Some(served);
     }
 
-    async fn shutdown(&mut self) {
+    /// Stops the server gracefully, keeping the database (see `resume`).
+    pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
