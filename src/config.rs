@@ -22,11 +22,33 @@ pub struct Config {
     /// `sqlite://PATH` (embedded default) or `postgres://…`.
     pub database_url: String,
     /// Bearer key of the operator admin API; the admin API is disabled while unset.
-    pub admin_key: Option<String>,
+    pub admin_key: Option<Secret>,
     /// Absolute base URL clients reach this service at; derived from `listen` when unset.
     pub public_url: Option<String>,
     /// How the service names itself to agents (llms.txt, sign-in messages).
     pub service_name: String,
+    /// Settlement backend: `none` (sandbox: verify fully, move nothing), `chain`, `facilitator`.
+    pub settlement: String,
+    /// Price of one plan in the asset's atomic units (USDC: 6 decimals).
+    pub price: String,
+    /// `base`, `base-sepolia`, another x402 v1 name, or `eip155:<chain id>`.
+    pub network: String,
+    /// The token contract; defaults to USDC on base and base-sepolia.
+    pub asset: Option<String>,
+    /// Where payments go. Required unless `settlement = "none"`.
+    pub pay_to: Option<String>,
+    /// The token's EIP-712 `name()`; defaults to "USD Coin" on base, "USDC" on base-sepolia.
+    pub token_name: Option<String>,
+    /// The token's EIP-712 `version()`.
+    pub token_version: String,
+    /// JSON-RPC endpoint of the chain (`settlement = "chain"`).
+    pub rpc_url: Option<String>,
+    /// The relayer's private key that submits settlements and pays gas (`settlement = "chain"`).
+    pub relayer_key: Option<Secret>,
+    /// Base URL of an x402 facilitator (`settlement = "facilitator"`).
+    pub facilitator_url: Option<String>,
+    /// Seconds to wait for a settlement receipt before the payment is treated as pending.
+    pub receipt_timeout_secs: u64,
     /// Log filter in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
     pub database: DatabaseConfig,
@@ -85,6 +107,17 @@ impl Default for Config {
             admin_key: None,
             public_url: None,
             service_name: "agentline".to_owned(),
+            settlement: "none".to_owned(),
+            price: "1000000000".to_owned(),
+            network: "base-sepolia".to_owned(),
+            asset: None,
+            pay_to: None,
+            token_name: None,
+            token_version: "2".to_owned(),
+            rpc_url: None,
+            relayer_key: None,
+            facilitator_url: None,
+            receipt_timeout_secs: 30,
             log: "info".to_owned(),
             database: DatabaseConfig::default(),
             limits: LimitsConfig::default(),
@@ -133,6 +166,17 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("admin_key", KeyKind::Str),
     ("public_url", KeyKind::Str),
     ("service_name", KeyKind::Str),
+    ("settlement", KeyKind::Str),
+    ("price", KeyKind::Str),
+    ("network", KeyKind::Str),
+    ("asset", KeyKind::Str),
+    ("pay_to", KeyKind::Str),
+    ("token_name", KeyKind::Str),
+    ("token_version", KeyKind::Str),
+    ("rpc_url", KeyKind::Str),
+    ("relayer_key", KeyKind::Str),
+    ("facilitator_url", KeyKind::Str),
+    ("receipt_timeout_secs", KeyKind::Int),
     ("log", KeyKind::Str),
     ("database.max_connections", KeyKind::Int),
     ("limits.max_body_bytes", KeyKind::Int),
@@ -204,11 +248,34 @@ impl Config {
         {
             return bad("database_url", "must start with sqlite: or postgres:");
         }
-        if self.admin_key.as_ref().is_some_and(|k| k.len() < 16) {
+        if self.admin_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
             return bad("admin_key", "must be at least 16 characters");
         }
         if self.public_url.as_ref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
             return bad("public_url", "must be an absolute http:// or https:// URL");
+        }
+        self.payment_terms().map_err(|reason| ConfigError::Value { key: "payments", reason })?;
+        match self.settlement.as_str() {
+            "none" => {}
+            "chain" => {
+                if self.rpc_url.is_none() || self.relayer_key.is_none() || self.pay_to.is_none() {
+                    return bad("settlement", "chain needs rpc_url, relayer_key and pay_to");
+                }
+                if self
+                    .relayer_key
+                    .as_ref()
+                    .and_then(|k| crate::payments::settlement::Chain::relayer(k.expose()))
+                    .is_none()
+                {
+                    return bad("relayer_key", "must be a 32-byte hex private key");
+                }
+            }
+            "facilitator" => {
+                if self.facilitator_url.is_none() || self.pay_to.is_none() {
+                    return bad("settlement", "facilitator needs facilitator_url and pay_to");
+                }
+            }
+            _ => return bad("settlement", "must be none, chain or facilitator"),
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
@@ -231,6 +298,44 @@ impl Config {
             return bad("sim.seed_numbers", "at most 9900 (suffixes 0100..9999)");
         }
         Ok(())
+    }
+
+    /// What a subscription costs and where the money goes, from the payment keys.
+    pub fn payment_terms(&self) -> Result<crate::payments::PaymentTerms, String> {
+        use crate::payments::Network;
+        use crate::wallet::Address;
+        let network = Network::parse(&self.network).map_err(|e| e.to_string())?;
+        let defaults = network.default_usdc();
+        let asset = match (&self.asset, defaults) {
+            (Some(a), _) => Address::parse(a).map_err(|e| format!("asset: {e}"))?,
+            (None, Some((usdc, _))) => Address::parse(usdc).map_err(|e| format!("asset: {e}"))?,
+            (None, None) => return Err(format!("asset must be set for network {}", self.network)),
+        };
+        let token_name = match (&self.token_name, defaults) {
+            (Some(n), _) => n.clone(),
+            (None, Some((usdc, name))) if Address::parse(usdc).ok() == Some(asset) => name.to_owned(),
+            _ => return Err("token_name must be set for this asset (its EIP-712 name())".to_owned()),
+        };
+        // The sandbox default payee: nothing is ever transferred to it.
+        let pay_to = Address::parse(self.pay_to.as_deref().unwrap_or("0x000000000000000000000000000000000000dEaD"))
+            .map_err(|e| format!("pay_to: {e}"))?;
+        let price = crate::payments::wire::parse_u256(&self.price)
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| "price must be a positive integer of atomic units".to_owned())?;
+        Ok(crate::payments::PaymentTerms {
+            network,
+            asset,
+            pay_to,
+            price,
+            token_name,
+            token_version: self.token_version.clone(),
+            max_timeout_secs: 300,
+            resource_url: format!("{}/sms/subscribe", self.public_base_url()),
+            description: format!(
+                "One persistent phone number for {} days (SMS and voice), renewable with the same wallet.",
+                self.subscriptions.plan_days
+            ),
+        })
     }
 
     /// The base URL used to build absolute links (`stream_url`, OpenAPI `servers`).
@@ -256,6 +361,27 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
                 set_path(inner, rest, value);
             }
         }
+    }
+}
+
+/// A secret configuration value: never printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
     }
 }
 
@@ -292,15 +418,22 @@ mod tests {
         .expect("valid");
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.sim.seed_numbers, 7);
-        assert_eq!(c.admin_key.as_deref(), Some("0123456789abcdef-admin"));
+        assert_eq!(c.admin_key.as_ref().map(Secret::expose), Some("0123456789abcdef-admin"));
+        assert!(!format!("{c:?}").contains("0123456789abcdef-admin"), "secrets never in Debug");
         assert_eq!(c.public_base_url(), "https://agentline.example");
     }
 
     #[test]
     fn every_field_has_an_environment_key() {
         let default = toml::Value::try_from(Config {
-            admin_key: Some("x".repeat(16)),
+            admin_key: Some(Secret::new("x".repeat(16))),
             public_url: Some("http://x".to_owned()),
+            asset: Some("0x0000000000000000000000000000000000000001".to_owned()),
+            pay_to: Some("0x0000000000000000000000000000000000000002".to_owned()),
+            token_name: Some("T".to_owned()),
+            rpc_url: Some("http://x".to_owned()),
+            relayer_key: Some(Secret::new("k")),
+            facilitator_url: Some("http://x".to_owned()),
             ..Config::default()
         })
         .expect("serializes");

@@ -99,6 +99,12 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::InternalError, "internal error; retry later")
     }
 
+    /// The same error under another wire code (for codes outside [`ErrorCode`], such as the
+    /// x402 `invalid_payload`).
+    pub fn into_code(self, code: &'static str) -> CodedError {
+        CodedError { inner: self, code }
+    }
+
     pub fn with_extra(mut self, key: &str, value: serde_json::Value) -> Self {
         self.extra.get_or_insert_with(Default::default).insert(key.to_owned(), value);
         self
@@ -115,6 +121,20 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Envelope { error: self.code.as_str(), message: &self.message, extra: self.extra.as_ref() };
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+/// An [`ApiError`] answered with a code from another vocabulary (x402's).
+#[derive(Debug)]
+pub struct CodedError {
+    inner: ApiError,
+    code: &'static str,
+}
+
+impl IntoResponse for CodedError {
+    fn into_response(self) -> Response {
+        let body = Envelope { error: self.code, message: &self.inner.message, extra: self.inner.extra.as_ref() };
+        (self.inner.status, axum::Json(body)).into_response()
     }
 }
 

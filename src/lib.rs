@@ -18,6 +18,7 @@ pub mod e164;
 pub mod error;
 pub mod events;
 pub mod metrics;
+pub mod payments;
 pub mod sms;
 pub mod store;
 pub mod subscriptions;
@@ -34,6 +35,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 pub use config::Config;
+
+/// A boxed `Send` future: the return type of object-safe async trait methods
+/// (`SmsNetwork::submit`, `Settlement::settle`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 use crate::events::InboxHub;
 use crate::metrics::Metrics;
@@ -53,8 +58,36 @@ pub enum StartError {
     Sms(#[from] sms::SmsError),
     #[error(transparent)]
     Subscriptions(#[from] subscriptions::SubscriptionError),
+    #[error("payments: {0}")]
+    Payments(String),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// The payment terms and the settlement backend the configuration selects.
+pub fn payments_setup(config: &Config) -> Result<subscriptions::PaymentsSetup, StartError> {
+    use payments::settlement::{Chain, Facilitator, Sandbox};
+    let terms = config.payment_terms().map_err(StartError::Payments)?;
+    let receipt_timeout = Duration::from_secs(config.receipt_timeout_secs);
+    let settlement: Arc<dyn payments::Settlement> = match config.settlement.as_str() {
+        "chain" => {
+            let (Some(rpc), Some(key)) = (&config.rpc_url, &config.relayer_key) else {
+                return Err(StartError::Payments("chain settlement needs rpc_url and relayer_key".to_owned()));
+            };
+            Arc::new(
+                Chain::new(rpc, key.expose(), terms.asset, receipt_timeout)
+                    .map_err(|e| StartError::Payments(e.to_string()))?,
+            )
+        }
+        "facilitator" => {
+            let Some(url) = &config.facilitator_url else {
+                return Err(StartError::Payments("facilitator settlement needs facilitator_url".to_owned()));
+            };
+            Arc::new(Facilitator::new(url, terms.clone(), receipt_timeout))
+        }
+        _ => Arc::new(Sandbox),
+    };
+    Ok(subscriptions::PaymentsSetup { terms, settlement })
 }
 
 /// The assembled service: state, router and the background tasks it owns.
@@ -78,7 +111,20 @@ impl App {
         let hub = Arc::new(InboxHub::default());
         let (writer, writer_task) = MessageWriter::spawn(store.clone());
 
-        let subscriptions = SubscriptionService::new(store.clone(), config.subscriptions.clone());
+        let subscriptions = SubscriptionService::new(
+            store.clone(),
+            config.subscriptions.clone(),
+            payments_setup(&config)?,
+            &config.service_name,
+        );
+        match subscriptions.reconcile().await {
+            Ok((0, 0)) => {}
+            Ok((committed, failed)) => tracing::info!(committed, failed, "payments reconciled at start"),
+            Err(err) => tracing::warn!(error = %err, "payment reconciliation at start failed"),
+        }
+        if subscriptions.settlement_name() == "none" {
+            tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
+        }
         // No carrier configured: the simulated network, with its fictional pool.
         let seeded = subscriptions
             .seed_if_empty(&telco::sim::seed_numbers(&config.sim.number_prefix, config.sim.seed_numbers))
@@ -110,7 +156,7 @@ impl App {
             sms,
             metrics,
             started: Instant::now(),
-            admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.as_bytes()).into()),
+            admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.expose().as_bytes()).into()),
             openapi: api::render_openapi(&public_url).into(),
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             public_url,

@@ -74,7 +74,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Numbers { action } => {
             let store = Store::connect(&config.database_url, 2).await?;
             store.migrate().await?;
-            let service = SubscriptionService::new(store.clone(), config.subscriptions.clone());
+            let service = SubscriptionService::new(
+                store.clone(),
+                config.subscriptions.clone(),
+                agentline::payments_setup(&config)?,
+                &config.service_name,
+            );
             match action {
                 NumbersAction::Add { numbers } => add(&service, numbers).await?,
                 NumbersAction::Import { file } => {

@@ -16,7 +16,7 @@ CREATE TABLE subscriptions (
 
 CREATE TABLE numbers (
     e164            TEXT    PRIMARY KEY,
-    state           TEXT    NOT NULL CHECK (state IN ('free', 'assigned', 'quarantined')),
+    state           TEXT    NOT NULL CHECK (state IN ('free', 'reserved', 'assigned', 'quarantined')),
     subscription_id INTEGER REFERENCES subscriptions (id),
     added_at        INTEGER NOT NULL,
     released_at     INTEGER
@@ -66,4 +66,37 @@ CREATE TABLE audit (
     actor  TEXT    NOT NULL,
     action TEXT    NOT NULL,
     detail TEXT    NOT NULL
+);
+
+-- One row per x402 payment we accepted for settlement. The unique key, not a lock, stops a
+-- replay (also across nodes): a second copy of an authorization cannot insert.
+CREATE TABLE payments (
+    id              INTEGER PRIMARY KEY AUTOINCREMENT,
+    x402_version    INTEGER NOT NULL,
+    network         TEXT    NOT NULL,
+    asset           TEXT    NOT NULL,
+    payer           TEXT    NOT NULL,
+    pay_to          TEXT    NOT NULL,
+    amount          TEXT    NOT NULL,
+    auth_nonce      TEXT    NOT NULL,
+    valid_before    INTEGER NOT NULL,
+    signature       TEXT    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('settling', 'pending', 'committed', 'failed')),
+    number          TEXT,
+    renewal         INTEGER NOT NULL DEFAULT 0,
+    idempotency_key TEXT    UNIQUE,
+    tx_hash         TEXT,
+    error           TEXT,
+    subscription_id INTEGER,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    UNIQUE (network, asset, payer, auth_nonce)
+);
+CREATE INDEX payments_unsettled ON payments (state, id) WHERE state IN ('settling', 'pending');
+
+CREATE TABLE auth_nonces (
+    nonce       TEXT    PRIMARY KEY,
+    address     TEXT,
+    expires_at  INTEGER NOT NULL,
+    consumed_at INTEGER
 );

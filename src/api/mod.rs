@@ -9,6 +9,7 @@ mod discovery;
 mod extract;
 mod ops;
 mod sms;
+mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -45,9 +46,6 @@ pub struct AppState {
 
 /// Contract operations this build does not serve yet; they answer 501 in the envelope.
 const PLANNED: &[(&str, &str)] = &[
-    ("/sms/subscribe", "POST"),
-    ("/sms/auth/nonce", "POST"),
-    ("/sms/auth", "POST"),
     ("/sms/voice/dial", "POST"),
     ("/sms/voice/hangup", "POST"),
     ("/sms/voice/presence/{phone_number}", "GET"),
@@ -59,6 +57,9 @@ pub fn router(state: AppState) -> Router {
         .route("/sms/availability", get(discovery::availability))
         .route("/sms/waitlist", post(discovery::join_waitlist))
         .route("/sms/demo", post(discovery::demo))
+        .route("/sms/subscribe", post(subscriptions::subscribe))
+        .route("/sms/auth/nonce", post(subscriptions::request_nonce))
+        .route("/sms/auth", post(subscriptions::recover_token))
         .route("/sms/number", get(sms::get_number))
         .route("/sms/send", post(sms::send_sms))
         .route("/sms/receive", get(sms::receive_sms))

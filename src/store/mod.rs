@@ -8,6 +8,7 @@
 
 mod audit;
 mod messages;
+mod payments;
 mod subscriptions;
 mod waitlist;
 mod writer;
@@ -23,6 +24,7 @@ pub use audit::AuditEntry;
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };
+pub use payments::{EarlierPayment, NewPayment, Reservation, UnsettledPayment};
 pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, PoolCounts, SubscriptionSource};
 pub use writer::{InboundInsert, MessageWriter, OutboundInsert, StatusChange, StatusKey, StatusTarget, WriterStopped};
 

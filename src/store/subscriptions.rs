@@ -15,7 +15,7 @@ pub enum SubscriptionSource {
 }
 
 impl SubscriptionSource {
-    fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Self::Payment => "payment",
             Self::Comp => "comp",
@@ -77,11 +77,31 @@ impl Store {
     /// Grants or renews a subscription. `Ok(None)`: no free number (nothing was written).
     pub async fn grant(&self, req: &GrantRequest<'_>, audit: Option<&AuditEntry>) -> Result<Option<Grant>, StoreError> {
         let mut tx = self.begin_write().await?;
+        let Some(grant) = self.grant_in(&mut tx, req, None).await? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        if let Some(entry) = audit {
+            entry.insert(&mut tx).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(grant))
+    }
+
+    /// The grant itself, inside the caller's transaction. `reserved` is a number this grant
+    /// already holds in state `reserved` (a paid subscription reserves before settling); a
+    /// renewal keeps the wallet's number and frees the reservation. `Ok(None)`: no number.
+    pub(super) async fn grant_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        req: &GrantRequest<'_>,
+        reserved: Option<&str>,
+    ) -> Result<Option<Grant>, StoreError> {
         let existing = sqlx::query_as::<_, (i64, String, i64, Option<i64>)>(
             "SELECT id, number, expires_at, released_at FROM subscriptions WHERE wallet = $1",
         )
         .bind(req.wallet)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
 
         let grant = match existing {
@@ -96,19 +116,30 @@ impl Store {
                 .bind(req.payer)
                 .bind(req.source.as_str())
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
+                if let Some(spare) = reserved.filter(|r| *r != number) {
+                    sqlx::query("UPDATE numbers SET state = 'free' WHERE e164 = $1 AND state = 'reserved'")
+                        .bind(spare)
+                        .execute(&mut **tx)
+                        .await?;
+                }
                 Grant { subscription_id: id, number, expires_at, renewed: true }
             }
             // New wallet, or one whose number was released after its grace period.
             previous => {
-                let take = match self.backend {
-                    Backend::Sqlite => TAKE_FREE_SQLITE,
-                    Backend::Postgres => TAKE_FREE_POSTGRES,
-                };
-                let Some(number) = sqlx::query_scalar::<_, String>(take).fetch_optional(&mut *tx).await? else {
-                    tx.rollback().await?;
-                    return Ok(None);
+                let number = match reserved {
+                    Some(n) => n.to_owned(),
+                    None => {
+                        let take = match self.backend {
+                            Backend::Sqlite => TAKE_FREE_SQLITE,
+                            Backend::Postgres => TAKE_FREE_POSTGRES,
+                        };
+                        match sqlx::query_scalar::<_, String>(take).fetch_optional(&mut **tx).await? {
+                            Some(n) => n,
+                            None => return Ok(None),
+                        }
+                    }
                 };
                 let expires_at = req.now_ms + req.duration_ms;
                 let id =
@@ -125,7 +156,7 @@ impl Store {
                             .bind(req.now_ms)
                             .bind(expires_at)
                             .bind(id)
-                            .execute(&mut *tx)
+                            .execute(&mut **tx)
                             .await?;
                             id
                         }
@@ -140,21 +171,23 @@ impl Store {
                         .bind(req.payer)
                         .bind(req.now_ms)
                         .bind(expires_at)
-                        .fetch_one(&mut *tx)
+                        .fetch_one(&mut **tx)
                         .await?,
                     };
+                let from_state = if reserved.is_some() { "reserved" } else { "free" };
                 let taken = sqlx::query(
                     "UPDATE numbers SET state = 'assigned', subscription_id = $1, released_at = NULL \
-                     WHERE e164 = $2 AND state = 'free'",
+                     WHERE e164 = $2 AND state = $3",
                 )
                 .bind(id)
                 .bind(&number)
-                .execute(&mut *tx)
+                .bind(from_state)
+                .execute(&mut **tx)
                 .await?
                 .rows_affected();
                 if taken != 1 {
                     return Err(StoreError::Sqlx(sqlx::Error::Protocol(format!(
-                        "number {number} was taken concurrently"
+                        "number {number} was not {from_state} when granted"
                     ))));
                 }
                 Grant { subscription_id: id, number, expires_at, renewed: false }
@@ -165,12 +198,8 @@ impl Store {
             .bind(grant.subscription_id)
             .bind(req.token_hash)
             .bind(req.now_ms)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        if let Some(entry) = audit {
-            entry.insert(&mut tx).await?;
-        }
-        tx.commit().await?;
         Ok(Some(grant))
     }
 

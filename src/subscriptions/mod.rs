@@ -7,6 +7,8 @@
 
 mod auth_cache;
 mod directory;
+mod recovery;
+mod subscribe;
 mod token;
 
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use tokio::sync::watch;
 
 use auth_cache::AuthCache;
 pub use directory::PoolDirectory;
+pub use recovery::{IssuedNonce, Recovered, RecoveryError};
+pub use subscribe::{Paid, PaymentsSetup, SubscribeError};
 pub use token::{Token, TokenError};
 
 use crate::clock;
@@ -23,7 +27,7 @@ use crate::config::SubscriptionsConfig;
 use crate::store::{AuditEntry, Grant, GrantRequest, PoolCounts, Store, StoreError, SubscriptionSource};
 use crate::wallet::Address;
 
-const DAY_MS: i64 = 86_400_000;
+pub(crate) const DAY_MS: i64 = 86_400_000;
 const RECYCLE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a resolved token is trusted without asking the database again. Changes made
 /// through this process (grants, revocations) invalidate at once; changes made elsewhere
@@ -80,11 +84,30 @@ pub struct SubscriptionService {
     config: SubscriptionsConfig,
     directory: Arc<PoolDirectory>,
     auth_cache: Arc<AuthCache>,
+    payments: PaymentsSetup,
+    service_name: Arc<str>,
 }
 
 impl SubscriptionService {
-    pub fn new(store: Store, config: SubscriptionsConfig) -> Self {
-        Self { store, config, directory: Arc::default(), auth_cache: Arc::new(AuthCache::new(AUTH_CACHE_TTL)) }
+    pub fn new(store: Store, config: SubscriptionsConfig, payments: PaymentsSetup, service_name: &str) -> Self {
+        Self {
+            store,
+            config,
+            directory: Arc::default(),
+            auth_cache: Arc::new(AuthCache::new(AUTH_CACHE_TTL)),
+            payments,
+            service_name: service_name.into(),
+        }
+    }
+
+    /// The terms a subscription is sold at.
+    pub fn terms(&self) -> &crate::payments::PaymentTerms {
+        &self.payments.terms
+    }
+
+    /// The settlement backend's name (`none`, `chain`, `facilitator`).
+    pub fn settlement_name(&self) -> &'static str {
+        self.payments.settlement.name()
     }
 
     /// Loads the pool into the in-memory directory (call once at start).
@@ -213,6 +236,11 @@ impl SubscriptionService {
                     }
                     if let Err(err) = self.load_directory().await {
                         tracing::warn!(error = %err, "reloading the number directory failed");
+                    }
+                    match self.reconcile().await {
+                        Ok((0, 0)) => {}
+                        Ok((committed, failed)) => tracing::info!(committed, failed, "payments reconciled"),
+                        Err(err) => tracing::warn!(error = %err, "payment reconciliation failed"),
                     }
                 }
                 _ = shutdown.changed() => return,

@@ -10,15 +10,13 @@
 pub mod sim;
 pub mod sms_encoding;
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
 use crate::e164::E164;
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use crate::BoxFuture;
 
 /// Events queued from a network to the SMS service at most.
 pub const SMS_EVENT_QUEUE: usize = 4096;

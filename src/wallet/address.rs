@@ -53,6 +53,18 @@ impl fmt::Display for Address {
     }
 }
 
+impl From<alloy_primitives::Address> for Address {
+    fn from(a: alloy_primitives::Address) -> Self {
+        Self(a.into_array())
+    }
+}
+
+impl From<Address> for alloy_primitives::Address {
+    fn from(a: Address) -> Self {
+        alloy_primitives::Address::from(a.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

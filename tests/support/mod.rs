@@ -83,7 +83,7 @@ impl TestServer {
         let env: HashMap<String, String> = HashMap::new();
         let mut config = Config::load(None, &env).expect("default config");
         config.database_url = db_url.clone();
-        config.admin_key = Some(ADMIN_KEY.to_owned());
+        config.admin_key = Some(agentline::config::Secret::new(ADMIN_KEY));
         config.sim.seed_numbers = 20;
         config.sim.delivery_delay_ms = 20;
         config.listen = "127.0.0.1:0".parse().expect("addr");

@@ -1,0 +1,12 @@
+//! x402 payments: the challenge, the wire codecs (v1 and v2), verification of `exact` EIP-3009
+//! payments, and settlement backends. Codecs and verification are pure; settlement talks to a
+//! chain or a facilitator. Subscriptions decide what a verified payment buys.
+
+pub mod settlement;
+pub mod terms;
+pub mod verify;
+pub mod wire;
+
+pub use settlement::{SettleError, Settled, Settlement};
+pub use terms::{Network, PaymentTerms};
+pub use verify::{PaymentError, VerifiedPayment, verify};

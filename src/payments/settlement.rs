@@ -1,0 +1,308 @@
+//! Settlement backends: moving the money a verified payment authorizes.
+//!
+//! - [`Sandbox`]: nothing moves; for the default configuration and demos. Responses say so.
+//! - [`Chain`]: our relayer submits `transferWithAuthorization` (the v, r, s overload) with
+//!   alloy and waits for the receipt. A receipt that does not come in time is *pending*, never
+//!   failed: the money may have moved, so the reservation is kept and reconciled later from
+//!   `authorizationState(from, nonce)`.
+//! - [`Facilitator`]: an x402 facilitator's `/verify` then `/settle`; `success: false` in a
+//!   200 is a failure.
+
+use std::time::Duration;
+
+use alloy_network::EthereumWallet;
+use alloy_primitives::{B256, Bytes};
+use alloy_provider::{DynProvider, Provider, ProviderBuilder};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, sol};
+use serde_json::{Value, json};
+
+use super::terms::PaymentTerms;
+use super::verify::VerifiedPayment;
+use crate::BoxFuture;
+use crate::wallet::{Address, Authorization};
+
+sol! {
+    /// FiatTokenV2 / EIP-3009, the v, r, s overload (selector 0xe3ee160e).
+    function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, uint8 v, bytes32 r, bytes32 s);
+    function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+}
+
+/// The money moved (or, in the sandbox, would have).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settled {
+    pub transaction: Option<B256>,
+    pub sandbox: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettleError {
+    /// Definitely not settled: the reservation can be released.
+    #[error("settlement refused: {detail}")]
+    Rejected { code: &'static str, detail: String },
+    /// Maybe settled: keep the reservation and reconcile.
+    #[error("settlement outcome unknown (transaction {transaction:?})")]
+    Pending { transaction: Option<B256> },
+}
+
+pub trait Settlement: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>>;
+    /// Whether the authorization has been used on chain: `Ok(None)` when this backend cannot
+    /// tell (sandbox, facilitator).
+    fn authorization_used<'a>(&'a self, from: Address, nonce: B256)
+    -> BoxFuture<'a, Result<Option<bool>, SettleError>>;
+}
+
+/// Full verification, no money moves.
+pub struct Sandbox;
+
+impl Settlement for Sandbox {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    fn settle<'a>(&'a self, _: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
+        Box::pin(async { Ok(Settled { transaction: None, sandbox: true }) })
+    }
+
+    fn authorization_used<'a>(&'a self, _: Address, _: B256) -> BoxFuture<'a, Result<Option<bool>, SettleError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Our relayer submits the authorization to the token contract.
+pub struct Chain {
+    provider: DynProvider,
+    token: alloy_primitives::Address,
+    receipt_timeout: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainSetupError {
+    #[error("relayer key is not a 32-byte hex private key")]
+    BadKey,
+    #[error("rpc url is not a URL: {0}")]
+    BadUrl(String),
+}
+
+impl Chain {
+    pub fn new(
+        rpc_url: &str,
+        relayer_key: &str,
+        token: Address,
+        receipt_timeout: Duration,
+    ) -> Result<Self, ChainSetupError> {
+        let signer: PrivateKeySigner = relayer_key.trim().parse().map_err(|_| ChainSetupError::BadKey)?;
+        let url = rpc_url.parse().map_err(|_| ChainSetupError::BadUrl(rpc_url.to_owned()))?;
+        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
+        Ok(Self { provider, token: token.into(), receipt_timeout })
+    }
+
+    pub fn relayer(key: &str) -> Option<Address> {
+        key.trim().parse::<PrivateKeySigner>().ok().map(|s| s.address().into())
+    }
+}
+
+fn calldata(auth: &Authorization, sig: &alloy_primitives::Signature) -> Bytes {
+    transferWithAuthorizationCall {
+        from: auth.from.into(),
+        to: auth.to.into(),
+        value: auth.value,
+        validAfter: auth.valid_after,
+        validBefore: auth.valid_before,
+        nonce: auth.nonce,
+        v: 27 + u8::from(sig.v()),
+        r: sig.r().into(),
+        s: sig.s().into(),
+    }
+    .abi_encode()
+    .into()
+}
+
+/// Maps a revert seen while estimating or simulating to an x402 code.
+fn revert_code(message: &str) -> &'static str {
+    if message.contains("exceeds balance") {
+        "insufficient_funds"
+    } else if message.contains("authorization is used") {
+        "invalid_exact_evm_nonce_already_used"
+    } else if message.contains("invalid signature") {
+        "invalid_exact_evm_payload_signature"
+    } else if message.contains("expired") || message.contains("not yet valid") {
+        "invalid_exact_evm_payload_authorization_valid_before"
+    } else {
+        "invalid_exact_evm_transaction_failed"
+    }
+}
+
+impl Settlement for Chain {
+    fn name(&self) -> &'static str {
+        "chain"
+    }
+
+    fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
+        Box::pin(async move {
+            let tx = TransactionRequest::default()
+                .to(self.token)
+                .input(calldata(&payment.authorization, &payment.signature).into());
+            // Sending estimates gas first: a revert here means nothing was submitted.
+            let pending = match self.provider.send_transaction(tx).await {
+                Ok(pending) => pending,
+                Err(err) => {
+                    let detail = err.to_string();
+                    if err.as_error_resp().is_some() {
+                        return Err(SettleError::Rejected { code: revert_code(&detail), detail });
+                    }
+                    tracing::warn!(error = %detail, "settlement transport error; outcome unknown");
+                    return Err(SettleError::Pending { transaction: None });
+                }
+            };
+            let transaction = *pending.tx_hash();
+            match tokio::time::timeout(self.receipt_timeout, pending.get_receipt()).await {
+                Ok(Ok(receipt)) if receipt.status() => Ok(Settled { transaction: Some(transaction), sandbox: false }),
+                Ok(Ok(_)) => Err(SettleError::Rejected {
+                    code: "invalid_exact_evm_transaction_failed",
+                    detail: format!("transaction {transaction} reverted"),
+                }),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, %transaction, "receipt unavailable; settlement pending");
+                    Err(SettleError::Pending { transaction: Some(transaction) })
+                }
+                Err(_) => Err(SettleError::Pending { transaction: Some(transaction) }),
+            }
+        })
+    }
+
+    fn authorization_used<'a>(
+        &'a self,
+        from: Address,
+        nonce: B256,
+    ) -> BoxFuture<'a, Result<Option<bool>, SettleError>> {
+        Box::pin(async move {
+            let call = authorizationStateCall { authorizer: from.into(), nonce };
+            let tx = TransactionRequest::default().to(self.token).input(Bytes::from(call.abi_encode()).into());
+            let out = self.provider.call(tx).await.map_err(|_| SettleError::Pending { transaction: None })?;
+            let used = authorizationStateCall::abi_decode_returns(&out)
+                .map_err(|_| SettleError::Pending { transaction: None })?;
+            Ok(Some(used))
+        })
+    }
+}
+
+/// An x402 facilitator over HTTP.
+pub struct Facilitator {
+    http: reqwest::Client,
+    url: String,
+    terms: PaymentTerms,
+}
+
+impl Facilitator {
+    pub fn new(url: &str, terms: PaymentTerms, timeout: Duration) -> Self {
+        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
+        Self { http, url: url.trim_end_matches('/').to_owned(), terms }
+    }
+
+    fn body(&self, payment: &VerifiedPayment) -> Value {
+        let requirements = if payment.version == 1 {
+            json!({
+                "scheme": "exact",
+                "network": self.terms.network.v1_name().map_or_else(|| self.terms.network.caip2(), str::to_owned),
+                "maxAmountRequired": self.terms.price.to_string(),
+                "resource": self.terms.resource_url,
+                "description": self.terms.description,
+                "mimeType": "application/json",
+                "payTo": super::wire::checksummed(self.terms.pay_to),
+                "maxTimeoutSeconds": self.terms.max_timeout_secs,
+                "asset": super::wire::checksummed(self.terms.asset),
+                "extra": {"name": self.terms.token_name, "version": self.terms.token_version},
+            })
+        } else {
+            json!({
+                "scheme": "exact",
+                "network": self.terms.network.caip2(),
+                "amount": self.terms.price.to_string(),
+                "payTo": super::wire::checksummed(self.terms.pay_to),
+                "maxTimeoutSeconds": self.terms.max_timeout_secs,
+                "asset": super::wire::checksummed(self.terms.asset),
+                "extra": {"name": self.terms.token_name, "version": self.terms.token_version},
+            })
+        };
+        json!({"x402Version": payment.version, "paymentPayload": payment.raw, "paymentRequirements": requirements})
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, SettleError> {
+        let resp = self.http.post(format!("{}{path}", self.url)).json(body).send().await;
+        match resp {
+            Ok(r) => r.json::<Value>().await.map_err(|e| SettleError::Rejected {
+                code: "unexpected_settle_error",
+                detail: format!("facilitator {path}: {e}"),
+            }),
+            Err(e) if path == "/verify" => {
+                Err(SettleError::Rejected { code: "unexpected_verify_error", detail: format!("facilitator: {e}") })
+            }
+            // The settle request may have reached the facilitator: unknown, not failed.
+            Err(_) => Err(SettleError::Pending { transaction: None }),
+        }
+    }
+}
+
+impl Settlement for Facilitator {
+    fn name(&self) -> &'static str {
+        "facilitator"
+    }
+
+    fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
+        Box::pin(async move {
+            let body = self.body(payment);
+            let verified = self.post("/verify", &body).await?;
+            if verified["isValid"] != Value::Bool(true) {
+                let reason = verified["invalidReason"].as_str().unwrap_or("invalid_payload").to_owned();
+                return Err(SettleError::Rejected { code: "invalid_payload", detail: reason });
+            }
+            let settled = self.post("/settle", &body).await?;
+            if settled["success"] != Value::Bool(true) {
+                let reason = settled["errorReason"].as_str().unwrap_or("unexpected_settle_error").to_owned();
+                return Err(SettleError::Rejected { code: "invalid_exact_evm_transaction_failed", detail: reason });
+            }
+            let transaction = settled["transaction"].as_str().and_then(|t| t.parse::<B256>().ok());
+            Ok(Settled { transaction, sandbox: false })
+        })
+    }
+
+    fn authorization_used<'a>(&'a self, _: Address, _: B256) -> BoxFuture<'a, Result<Option<bool>, SettleError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calldata_uses_the_vrs_overload() {
+        let auth = Authorization {
+            from: Address::parse("0x77943b1693989eDF61E79172D29DC95b15bFA905").expect("a"),
+            to: Address::parse("0xEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE").expect("a"),
+            value: alloy_primitives::U256::from(1u8),
+            valid_after: alloy_primitives::U256::ZERO,
+            valid_before: alloy_primitives::U256::from(2u8),
+            nonce: B256::ZERO,
+        };
+        let sig = crate::wallet::parse_signature("0xed6247005319afb40c2870a0ef41e03de917be4a3d7db5e3b12b08b0926ab51318b47ff8dd5a54ab0fd3725ed5bf90bc17f86e9e00777516f83b3e03aab65bbe1b").expect("sig");
+        let data = calldata(&auth, &sig);
+        assert_eq!(&data[..4], &[0xe3, 0xee, 0x16, 0x0e]);
+        assert_eq!(data.len(), 4 + 9 * 32);
+        assert_eq!(data[4 + 6 * 32 + 31], 27, "v as 27/28");
+    }
+
+    #[test]
+    fn reverts_map_to_codes() {
+        assert_eq!(revert_code("execution reverted: ERC20: transfer amount exceeds balance"), "insufficient_funds");
+        assert_eq!(
+            revert_code("FiatTokenV2: authorization is used or canceled"),
+            "invalid_exact_evm_nonce_already_used"
+        );
+        assert_eq!(revert_code("out of gas"), "invalid_exact_evm_transaction_failed");
+    }
+}

@@ -1,0 +1,304 @@
+//! Payments and their reservations: reserve (before any money moves) → settle (outside the
+//! database) → commit or fail. The `(network, asset, payer, auth_nonce)` key makes a second copy
+//! of an authorization fail to insert, on every node; an idempotency key returns the first
+//! payment instead of charging again.
+
+use super::subscriptions::{Grant, GrantRequest};
+use super::{Backend, Store, StoreError};
+
+const TAKE_FREE_SQLITE: &str = "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1";
+const TAKE_FREE_POSTGRES: &str =
+    "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1 FOR UPDATE SKIP LOCKED";
+
+#[derive(Debug, Clone)]
+pub struct NewPayment<'a> {
+    pub x402_version: i64,
+    /// CAIP-2 (`eip155:8453`).
+    pub network: &'a str,
+    pub asset: &'a str,
+    pub payer: &'a str,
+    pub pay_to: &'a str,
+    pub amount: &'a str,
+    /// `0x` + 64 lowercase hex.
+    pub auth_nonce: &'a str,
+    pub valid_before_secs: i64,
+    pub signature: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Reserved: settle, then commit or fail this payment.
+    Reserved { payment_id: i64, renewal: bool },
+    /// This authorization was already presented.
+    Replay,
+    /// No number can be given: nothing was written.
+    PoolExhausted,
+    /// The idempotency key names an earlier payment.
+    Earlier(EarlierPayment),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct EarlierPayment {
+    pub id: i64,
+    pub payer: String,
+    pub state: String,
+    pub subscription_id: Option<i64>,
+    pub tx_hash: Option<String>,
+    pub error: Option<String>,
+}
+
+/// A payment not yet committed or failed, for reconciliation.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UnsettledPayment {
+    pub id: i64,
+    pub payer: String,
+    pub auth_nonce: String,
+    pub valid_before: i64,
+    pub state: String,
+    pub tx_hash: Option<String>,
+    pub updated_at: i64,
+}
+
+impl Store {
+    pub async fn reserve_payment(&self, p: &NewPayment<'_>) -> Result<Reservation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        if let Some(key) = p.idempotency_key {
+            let earlier = sqlx::query_as::<_, EarlierPayment>(
+                "SELECT id, payer, state, subscription_id, tx_hash, error FROM payments WHERE idempotency_key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(earlier) = earlier {
+                tx.rollback().await?;
+                return Ok(Reservation::Earlier(earlier));
+            }
+        }
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO payments (x402_version, network, asset, payer, pay_to, amount, auth_nonce, valid_before, \
+             signature, state, idempotency_key, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'settling', $10, $11, $11) \
+             ON CONFLICT DO NOTHING RETURNING id",
+        )
+        .bind(p.x402_version)
+        .bind(p.network)
+        .bind(p.asset)
+        .bind(p.payer)
+        .bind(p.pay_to)
+        .bind(p.amount)
+        .bind(p.auth_nonce)
+        .bind(p.valid_before_secs)
+        .bind(p.signature)
+        .bind(p.idempotency_key)
+        .bind(p.now_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(payment_id) = inserted else {
+            tx.rollback().await?;
+            return Ok(Reservation::Replay);
+        };
+        let held = sqlx::query_as::<_, (String, Option<i64>)>(
+            "SELECT number, released_at FROM subscriptions WHERE wallet = $1",
+        )
+        .bind(p.payer)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (number, renewal) = match held {
+            Some((number, None)) => (number, true),
+            _ => {
+                let take = match self.backend {
+                    Backend::Sqlite => TAKE_FREE_SQLITE,
+                    Backend::Postgres => TAKE_FREE_POSTGRES,
+                };
+                let Some(number) = sqlx::query_scalar::<_, String>(take).fetch_optional(&mut *tx).await? else {
+                    tx.rollback().await?;
+                    return Ok(Reservation::PoolExhausted);
+                };
+                sqlx::query("UPDATE numbers SET state = 'reserved' WHERE e164 = $1 AND state = 'free'")
+                    .bind(&number)
+                    .execute(&mut *tx)
+                    .await?;
+                (number, false)
+            }
+        };
+        sqlx::query("UPDATE payments SET number = $1, renewal = $2 WHERE id = $3")
+            .bind(&number)
+            .bind(i64::from(renewal))
+            .bind(payment_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Reservation::Reserved { payment_id, renewal })
+    }
+
+    /// The money moved: grant (or renew) the subscription with the reserved number and mark
+    /// the payment committed, in one transaction. `Ok(None)` if the payment is already final.
+    pub async fn commit_payment(
+        &self,
+        payment_id: i64,
+        tx_hash: Option<&str>,
+        grant: &GrantRequest<'_>,
+    ) -> Result<Option<Grant>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query_as::<_, (Option<String>, i64)>(
+            "SELECT number, renewal FROM payments WHERE id = $1 AND state IN ('settling', 'pending')",
+        )
+        .bind(payment_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((number, renewal)) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let reserved = if renewal == 0 { number.as_deref() } else { None };
+        let Some(granted) = self.grant_in(&mut tx, grant, reserved).await? else {
+            // A renewal whose grace period ran out while settling, with the pool empty.
+            return Err(StoreError::Sqlx(sqlx::Error::Protocol(format!(
+                "payment {payment_id} settled but no number is left to give"
+            ))));
+        };
+        sqlx::query(
+            "UPDATE payments SET state = 'committed', tx_hash = COALESCE($1, tx_hash), subscription_id = $2, \
+             number = $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(tx_hash)
+        .bind(granted.subscription_id)
+        .bind(&granted.number)
+        .bind(grant.now_ms)
+        .bind(payment_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(granted))
+    }
+
+    /// Settlement definitely failed: release the reservation.
+    pub async fn fail_payment(&self, payment_id: i64, error: &str, now_ms: i64) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query_as::<_, (Option<String>, i64)>(
+            "UPDATE payments SET state = 'failed', error = $1, updated_at = $2 \
+             WHERE id = $3 AND state IN ('settling', 'pending') RETURNING number, renewal",
+        )
+        .bind(error)
+        .bind(now_ms)
+        .bind(payment_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some((Some(number), 0)) = row {
+            sqlx::query("UPDATE numbers SET state = 'free' WHERE e164 = $1 AND state = 'reserved'")
+                .bind(number)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The outcome is unknown (a receipt timed out): keep the reservation for reconciliation.
+    pub async fn mark_payment_pending(
+        &self,
+        payment_id: i64,
+        tx_hash: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE payments SET state = 'pending', tx_hash = COALESCE($1, tx_hash), updated_at = $2 \
+             WHERE id = $3 AND state = 'settling'",
+        )
+        .bind(tx_hash)
+        .bind(now_ms)
+        .bind(payment_id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Payments neither committed nor failed whose last change is older than `before_ms`.
+    pub async fn unsettled_payments(&self, before_ms: i64) -> Result<Vec<UnsettledPayment>, StoreError> {
+        Ok(sqlx::query_as::<_, UnsettledPayment>(
+            "SELECT id, payer, auth_nonce, valid_before, state, tx_hash, updated_at FROM payments \
+             WHERE state IN ('settling', 'pending') AND updated_at < $1 ORDER BY id",
+        )
+        .bind(before_ms)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// The payment with this idempotency key, if any.
+    pub async fn payment_by_key(&self, key: &str) -> Result<Option<EarlierPayment>, StoreError> {
+        Ok(sqlx::query_as::<_, EarlierPayment>(
+            "SELECT id, payer, state, subscription_id, tx_hash, error FROM payments WHERE idempotency_key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Issues another token for a subscription (an idempotent replay of a paid subscribe, or a
+    /// recovery); with `revoke_others`, every older token of the subscription dies.
+    pub async fn issue_token(
+        &self,
+        subscription_id: i64,
+        token_hash: &[u8],
+        revoke_others: bool,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        if revoke_others {
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE subscription_id = $2 AND revoked_at IS NULL")
+                .bind(now_ms)
+                .bind(subscription_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("INSERT INTO tokens (subscription_id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(subscription_id)
+            .bind(token_hash)
+            .bind(now_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The subscription of a wallet: `(id, number, expires_at, released_at)`.
+    pub async fn subscription_of(&self, wallet: &str) -> Result<Option<(i64, String, i64, Option<i64>)>, StoreError> {
+        Ok(sqlx::query_as::<_, (i64, String, i64, Option<i64>)>(
+            "SELECT id, number, expires_at, released_at FROM subscriptions WHERE wallet = $1",
+        )
+        .bind(wallet)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    /// Stores a recovery nonce.
+    pub async fn insert_auth_nonce(
+        &self,
+        nonce: &str,
+        address: Option<&str>,
+        expires_at_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO auth_nonces (nonce, address, expires_at) VALUES ($1, $2, $3)")
+            .bind(nonce)
+            .bind(address)
+            .bind(expires_at_ms)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Consumes a nonce once: `true` if it existed, was unused and unexpired.
+    pub async fn consume_auth_nonce(&self, nonce: &str, now_ms: i64) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE auth_nonces SET consumed_at = $1 WHERE nonce = $2 AND consumed_at IS NULL AND expires_at > $1",
+        )
+        .bind(now_ms)
+        .bind(nonce)
+        .execute(&self.write)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+}
