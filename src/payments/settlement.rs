@@ -29,6 +29,9 @@ sol! {
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
 }
 
+/// How often a settlement transaction's receipt is asked for.
+const RECEIPT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The money moved (or, in the sandbox, would have).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settled {
@@ -75,6 +78,10 @@ impl Settlement for Sandbox {
 /// Our relayer submits the authorization to the token contract.
 pub struct Chain {
     provider: DynProvider,
+    /// Serializes submissions from our one relayer account: each takes the account's pending
+    /// nonce from the node, so two at once would collide. Held for the submission only, never
+    /// while waiting for a receipt.
+    submit: tokio::sync::Mutex<()>,
     token: alloy_primitives::Address,
     receipt_timeout: Duration,
 }
@@ -96,8 +103,17 @@ impl Chain {
     ) -> Result<Self, ChainSetupError> {
         let signer: PrivateKeySigner = relayer_key.trim().parse().map_err(|_| ChainSetupError::BadKey)?;
         let url = rpc_url.parse().map_err(|_| ChainSetupError::BadUrl(rpc_url.to_owned()))?;
-        let provider = ProviderBuilder::new().wallet(EthereumWallet::from(signer)).connect_http(url).erased();
-        Ok(Self { provider, token: token.into(), receipt_timeout })
+        // Nonces are read from the node for every submission: a cached nonce manager leaves a
+        // gap (and every later transaction stuck) after a submission that failed estimation.
+        let provider = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(signer))
+            .connect_http(url)
+            .erased();
+        Ok(Self { provider, submit: tokio::sync::Mutex::new(()), token: token.into(), receipt_timeout })
     }
 
     pub fn relayer(key: &str) -> Option<Address> {
@@ -146,10 +162,17 @@ impl Settlement for Chain {
             let tx = TransactionRequest::default()
                 .to(self.token)
                 .input(calldata(&payment.authorization, &payment.signature).into());
-            // Sending estimates gas first: a revert here means nothing was submitted.
-            let pending = match self.provider.send_transaction(tx).await {
-                Ok(pending) => pending,
-                Err(err) => {
+            // Sending estimates gas first: a revert here means nothing was submitted. A send that
+            // does not answer in time may have reached the chain: pending.
+            let sent = tokio::time::timeout(self.receipt_timeout, async {
+                let _turn = self.submit.lock().await;
+                self.provider.send_transaction(tx).await
+            })
+            .await;
+            let pending = match sent {
+                Err(_) => return Err(SettleError::Pending { transaction: None }),
+                Ok(Ok(pending)) => pending,
+                Ok(Err(err)) => {
                     let detail = err.to_string();
                     if err.as_error_resp().is_some() {
                         return Err(SettleError::Rejected { code: revert_code(&detail), detail });
@@ -159,17 +182,29 @@ impl Settlement for Chain {
                 }
             };
             let transaction = *pending.tx_hash();
-            match tokio::time::timeout(self.receipt_timeout, pending.get_receipt()).await {
-                Ok(Ok(receipt)) if receipt.status() => Ok(Settled { transaction: Some(transaction), sandbox: false }),
-                Ok(Ok(_)) => Err(SettleError::Rejected {
+            // Poll for the receipt ourselves: a block mined before a new-block watcher starts
+            // (instant mining) must not be missed.
+            let receipt = tokio::time::timeout(self.receipt_timeout, async {
+                loop {
+                    match self.provider.get_transaction_receipt(transaction).await {
+                        Ok(Some(receipt)) => return receipt,
+                        Ok(None) => {}
+                        Err(err) => tracing::debug!(error = %err, %transaction, "receipt poll failed"),
+                    }
+                    tokio::time::sleep(RECEIPT_POLL_INTERVAL).await;
+                }
+            })
+            .await;
+            match receipt {
+                Ok(receipt) if receipt.status() => Ok(Settled { transaction: Some(transaction), sandbox: false }),
+                Ok(_) => Err(SettleError::Rejected {
                     code: "invalid_exact_evm_transaction_failed",
                     detail: format!("transaction {transaction} reverted"),
                 }),
-                Ok(Err(err)) => {
-                    tracing::warn!(error = %err, %transaction, "receipt unavailable; settlement pending");
+                Err(_) => {
+                    tracing::warn!(%transaction, "no receipt in time; settlement pending");
                     Err(SettleError::Pending { transaction: Some(transaction) })
                 }
-                Err(_) => Err(SettleError::Pending { transaction: Some(transaction) }),
             }
         })
     }
@@ -182,7 +217,10 @@ impl Settlement for Chain {
         Box::pin(async move {
             let call = authorizationStateCall { authorizer: from.into(), nonce };
             let tx = TransactionRequest::default().to(self.token).input(Bytes::from(call.abi_encode()).into());
-            let out = self.provider.call(tx).await.map_err(|_| SettleError::Pending { transaction: None })?;
+            let out = tokio::time::timeout(self.receipt_timeout, self.provider.call(tx))
+                .await
+                .map_err(|_| SettleError::Pending { transaction: None })?
+                .map_err(|_| SettleError::Pending { transaction: None })?;
             let used = authorizationStateCall::abi_decode_returns(&out)
                 .map_err(|_| SettleError::Pending { transaction: None })?;
             Ok(Some(used))

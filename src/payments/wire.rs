@@ -166,7 +166,6 @@ pub fn challenge_body(terms: &PaymentTerms, error: &str, message: &str) -> Value
     fields.insert("resource".to_owned(), terms.resource_url.clone().into());
     fields.insert("description".to_owned(), terms.description.clone().into());
     fields.insert("mimeType".to_owned(), "application/json".into());
-    fields.insert("outputSchema".to_owned(), Value::Null);
     json!({
         "x402Version": 2,
         "error": error,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod peers;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -103,6 +105,12 @@ impl TestServer {
         }
     }
 
+    /// Starts another server process-equivalent on the same database (a second node).
+    pub async fn second_node(&self) -> SecondNode {
+        let (base, stop, served) = serve(self.config.clone()).await;
+        SecondNode { base, stop: Some(stop), served: Some(served) }
+    }
+
     /// Stops the server gracefully and starts a new one on the same database.
     pub async fn restart(&mut self) {
         self.shutdown().await;
@@ -195,6 +203,23 @@ impl TestServer {
                 .execute(&pool)
                 .await;
             pool.close().await;
+        }
+    }
+}
+
+pub struct SecondNode {
+    pub base: String,
+    stop: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SecondNode {
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(served) = self.served.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(30), served).await;
         }
     }
 }
