@@ -87,7 +87,12 @@ pub fn payments_setup(config: &Config) -> Result<subscriptions::PaymentsSetup, S
         }
         _ => Arc::new(Sandbox),
     };
-    Ok(subscriptions::PaymentsSetup { terms, settlement })
+    let contract_wallets = config
+        .rpc_url
+        .as_deref()
+        .and_then(|url| payments::contract_wallets::ContractWallets::new(url, receipt_timeout))
+        .map(Arc::new);
+    Ok(subscriptions::PaymentsSetup { terms, settlement, contract_wallets })
 }
 
 /// The assembled service: state, router and the background tasks it owns.

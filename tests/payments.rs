@@ -733,3 +733,96 @@ async fn settlement_timeout_is_pending_never_failed() {
     drop(silent);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_facilitator_settles_v2_and_v1_payments() {
+    let payers = [key(0xc1), key(0xc2)];
+    let chain = chain_setup(84532, &payers).await;
+    let facilitator = peers::FacilitatorPeer::start(&chain.anvil.rpc);
+    let (url, token) = (facilitator.url.clone(), chain.token.clone());
+    let s = TestServer::start_with(Backend::Sqlite, move |cfg| {
+        cfg.settlement = "facilitator".to_owned();
+        cfg.facilitator_url = Some(url);
+        cfg.network = "base-sepolia".to_owned();
+        cfg.asset = Some(token);
+        cfg.token_name = Some(TOKEN_NAME.to_owned());
+        cfg.pay_to = Some(PAY_TO.to_owned());
+        cfg.receipt_timeout_secs = 20;
+    })
+    .await;
+    for (i, client) in ["v2", "v1"].iter().enumerate() {
+        let before = chain.anvil.balance(&chain.token, PAY_TO).await;
+        let paid = node(
+            "pay.mjs",
+            &[arg("--client"), arg(client), arg("--key"), payers[i].clone(), arg("--url"), s.url("/sms/subscribe")],
+        )
+        .await;
+        assert_eq!(paid["status"], 200, "{client}: {paid}");
+        assert_eq!(paid["body"]["sandbox"], false);
+        assert_eq!(chain.anvil.balance(&chain.token, PAY_TO).await - before, PRICE, "{client}: payee +price");
+    }
+    // An unfunded payer: the facilitator refuses, the number goes back.
+    let resp =
+        subscribe_with(&s, "payment-signature", &valid_header(&Pay::new(key(0xc3), &chain.token, 84532)).await, None)
+            .await;
+    assert_eq!(resp.status(), 402);
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'reserved'").await, 0);
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'failed'").await, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_wallet_recovers_its_token_with_erc1271() {
+    let anvil = Anvil::start(84532);
+    let owner_key = key(0xd1);
+    let wallet = node(
+        "chain.mjs",
+        &[arg("deploy-wallet"), arg("--rpc"), anvil.rpc.clone(), arg("--owner"), address_of(&owner_key)],
+    )
+    .await;
+    let wallet = wallet["wallet"].as_str().expect("wallet").to_owned();
+    let rpc = anvil.rpc.clone();
+    let s = TestServer::start_with(Backend::Sqlite, move |cfg| cfg.rpc_url = Some(rpc)).await;
+    let (old_token, number) = s.grant(&wallet, 30).await;
+    let issued = fresh_nonce(&s).await;
+    let message = issued["message"].as_str().expect("message").to_owned();
+    let by_owner =
+        node("sign.mjs", &[arg("personal"), arg("--key"), owner_key.clone(), arg("--message"), message]).await;
+    let recovered: Value = s
+        .post(
+            "/sms/auth",
+            None,
+            &json!({"wallet": wallet, "nonce": issued["nonce"], "signature": by_owner["signature"]}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(recovered["number"], number.as_str(), "{recovered}");
+    expect_error(s.get("/sms/number", Some(&old_token)).await, 401, "unauthorized").await;
+    // Another key's signature: the wallet says no.
+    let issued = fresh_nonce(&s).await;
+    let by_other = node(
+        "sign.mjs",
+        &[
+            arg("personal"),
+            arg("--key"),
+            key(0xd2),
+            arg("--message"),
+            issued["message"].as_str().expect("m").to_owned(),
+        ],
+    )
+    .await;
+    expect_error(
+        s.post(
+            "/sms/auth",
+            None,
+            &json!({"wallet": wallet, "nonce": issued["nonce"], "signature": by_other["signature"]}),
+        )
+        .await,
+        401,
+        "signature_mismatch",
+    )
+    .await;
+    s.stop().await;
+}

@@ -2,6 +2,7 @@
 //! payments, and settlement backends. Codecs and verification are pure; settlement talks to a
 //! chain or a facilitator. Subscriptions decide what a verified payment buys.
 
+pub mod contract_wallets;
 pub mod settlement;
 pub mod terms;
 pub mod verify;

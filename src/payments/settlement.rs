@@ -51,6 +51,11 @@ pub enum SettleError {
 
 pub trait Settlement: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// Settles at once and cannot fail or wait (the sandbox): the payment and the subscription
+    /// can then be recorded in one transaction.
+    fn is_instant(&self) -> bool {
+        false
+    }
     fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>>;
     /// Whether the authorization has been used on chain: `Ok(None)` when this backend cannot
     /// tell (sandbox, facilitator).
@@ -64,6 +69,10 @@ pub struct Sandbox;
 impl Settlement for Sandbox {
     fn name(&self) -> &'static str {
         "none"
+    }
+
+    fn is_instant(&self) -> bool {
+        true
     }
 
     fn settle<'a>(&'a self, _: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
@@ -135,6 +144,25 @@ fn calldata(auth: &Authorization, sig: &alloy_primitives::Signature) -> Bytes {
     }
     .abi_encode()
     .into()
+}
+
+/// The facilitator's own x402 code when it gives one, else `fallback`.
+fn facilitator_code(reason: &str, fallback: &'static str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "insufficient_funds",
+        "invalid_exact_evm_insufficient_balance",
+        "invalid_exact_evm_nonce_already_used",
+        "invalid_exact_evm_signature",
+        "invalid_exact_evm_transaction_simulation_failed",
+        "invalid_exact_evm_transaction_failed",
+        "invalid_exact_evm_payload_authorization_valid_before",
+        "invalid_exact_evm_payload_authorization_valid_after",
+        "invalid_exact_evm_payload_authorization_value_mismatch",
+        "invalid_exact_evm_recipient_mismatch",
+        "invalid_network",
+        "invalid_scheme",
+    ];
+    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or(fallback)
 }
 
 /// Maps a revert seen while estimating or simulating to an x402 code.
@@ -266,7 +294,13 @@ impl Facilitator {
                 "extra": {"name": self.terms.token_name, "version": self.terms.token_version},
             })
         };
-        json!({"x402Version": payment.version, "paymentPayload": payment.raw, "paymentRequirements": requirements})
+        // Legacy clients echo the challenge body's version inside a v1-shaped payload; the
+        // facilitator dispatches on it, so it gets the version the shape says.
+        let mut payload = payment.raw.clone();
+        if let Some(fields) = payload.as_object_mut() {
+            fields.insert("x402Version".to_owned(), payment.version.into());
+        }
+        json!({"x402Version": payment.version, "paymentPayload": payload, "paymentRequirements": requirements})
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, SettleError> {
@@ -295,13 +329,17 @@ impl Settlement for Facilitator {
             let body = self.body(payment);
             let verified = self.post("/verify", &body).await?;
             if verified["isValid"] != Value::Bool(true) {
-                let reason = verified["invalidReason"].as_str().unwrap_or("invalid_payload").to_owned();
-                return Err(SettleError::Rejected { code: "invalid_payload", detail: reason });
+                let reason = verified["invalidReason"].as_str().unwrap_or("invalid_payload");
+                return Err(SettleError::Rejected {
+                    code: facilitator_code(reason, "invalid_payload"),
+                    detail: reason.to_owned(),
+                });
             }
             let settled = self.post("/settle", &body).await?;
             if settled["success"] != Value::Bool(true) {
-                let reason = settled["errorReason"].as_str().unwrap_or("unexpected_settle_error").to_owned();
-                return Err(SettleError::Rejected { code: "invalid_exact_evm_transaction_failed", detail: reason });
+                let reason = settled["errorReason"].as_str().unwrap_or("unexpected_settle_error");
+                let code = facilitator_code(reason, "invalid_exact_evm_transaction_failed");
+                return Err(SettleError::Rejected { code, detail: reason.to_owned() });
             }
             let transaction = settled["transaction"].as_str().and_then(|t| t.parse::<B256>().ok());
             Ok(Settled { transaction, sandbox: false })

@@ -24,7 +24,7 @@ pub use audit::AuditEntry;
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };
-pub use payments::{EarlierPayment, NewPayment, Reservation, UnsettledPayment};
+pub use payments::{EarlierPayment, NewPayment, Purchase, Reservation, UnsettledPayment};
 pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, PoolCounts, SubscriptionSource};
 pub use writer::{InboundInsert, MessageWriter, OutboundInsert, StatusChange, StatusKey, StatusTarget, WriterStopped};
 

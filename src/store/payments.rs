@@ -49,6 +49,15 @@ pub struct EarlierPayment {
     pub error: Option<String>,
 }
 
+/// The outcome of [`Store::pay_and_grant`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purchase {
+    Granted(Grant),
+    Replay,
+    PoolExhausted,
+    Earlier(EarlierPayment),
+}
+
 /// A payment not yet committed or failed, for reconciliation.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UnsettledPayment {
@@ -62,24 +71,28 @@ pub struct UnsettledPayment {
 }
 
 impl Store {
-    pub async fn reserve_payment(&self, p: &NewPayment<'_>) -> Result<Reservation, StoreError> {
-        let mut tx = self.begin_write().await?;
+    /// Inside `tx`: the earlier payment under the same idempotency key, or the new payment's
+    /// row id, or `None` for a replayed authorization.
+    async fn insert_payment(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        p: &NewPayment<'_>,
+        state: &str,
+    ) -> Result<Result<Option<i64>, EarlierPayment>, StoreError> {
         if let Some(key) = p.idempotency_key {
             let earlier = sqlx::query_as::<_, EarlierPayment>(
                 "SELECT id, payer, state, subscription_id, tx_hash, error FROM payments WHERE idempotency_key = $1",
             )
             .bind(key)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
             if let Some(earlier) = earlier {
-                tx.rollback().await?;
-                return Ok(Reservation::Earlier(earlier));
+                return Ok(Err(earlier));
             }
         }
-        let inserted = sqlx::query_scalar::<_, i64>(
+        Ok(Ok(sqlx::query_scalar::<_, i64>(
             "INSERT INTO payments (x402_version, network, asset, payer, pay_to, amount, auth_nonce, valid_before, \
              signature, state, idempotency_key, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'settling', $10, $11, $11) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
              ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(p.x402_version)
@@ -91,13 +104,55 @@ impl Store {
         .bind(p.auth_nonce)
         .bind(p.valid_before_secs)
         .bind(p.signature)
+        .bind(state)
         .bind(p.idempotency_key)
         .bind(p.now_ms)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(payment_id) = inserted else {
+        .fetch_optional(&mut **tx)
+        .await?))
+    }
+
+    /// For a settlement that cannot fail or wait (the sandbox): record the payment and grant
+    /// the subscription in one transaction.
+    pub async fn pay_and_grant(&self, p: &NewPayment<'_>, grant: &GrantRequest<'_>) -> Result<Purchase, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let payment_id = match Self::insert_payment(&mut tx, p, "committed").await? {
+            Err(earlier) => {
+                tx.rollback().await?;
+                return Ok(Purchase::Earlier(earlier));
+            }
+            Ok(None) => {
+                tx.rollback().await?;
+                return Ok(Purchase::Replay);
+            }
+            Ok(Some(id)) => id,
+        };
+        let Some(granted) = self.grant_in(&mut tx, grant, None).await? else {
             tx.rollback().await?;
-            return Ok(Reservation::Replay);
+            return Ok(Purchase::PoolExhausted);
+        };
+        sqlx::query("UPDATE payments SET subscription_id = $1, number = $2, renewal = $3 WHERE id = $4")
+            .bind(granted.subscription_id)
+            .bind(&granted.number)
+            .bind(i64::from(granted.renewed))
+            .bind(payment_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Purchase::Granted(granted))
+    }
+
+    pub async fn reserve_payment(&self, p: &NewPayment<'_>) -> Result<Reservation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let payment_id = match Self::insert_payment(&mut tx, p, "settling").await? {
+            Err(earlier) => {
+                tx.rollback().await?;
+                return Ok(Reservation::Earlier(earlier));
+            }
+            Ok(None) => {
+                tx.rollback().await?;
+                return Ok(Reservation::Replay);
+            }
+            Ok(Some(id)) => id,
         };
         let held = sqlx::query_as::<_, (String, Option<i64>)>(
             "SELECT number, released_at FROM subscriptions WHERE wallet = $1",

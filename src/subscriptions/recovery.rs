@@ -39,6 +39,18 @@ pub enum RecoveryError {
 }
 
 impl SubscriptionService {
+    /// ERC-1271: a contract wallet vouches for the signature (only with an RPC configured).
+    async fn signed_by_contract_wallet(&self, wallet: Address, message: &str, signature: &str) -> bool {
+        let Some(wallets) = &self.payments.contract_wallets else { return false };
+        let Some(hex) = signature.strip_prefix("0x") else { return false };
+        if hex.len() > 2 * crate::payments::contract_wallets::MAX_CONTRACT_SIGNATURE_BYTES {
+            return false;
+        }
+        let Ok(bytes) = alloy_primitives::hex::decode(hex) else { return false };
+        let hash = alloy_primitives::eip191_hash_message(message.as_bytes());
+        wallets.is_valid_signature(wallet, hash, &bytes).await
+    }
+
     /// The message a wallet signs to recover its token.
     pub fn sign_in_message(&self, nonce: &str) -> String {
         format!("Sign in to {}\nNonce: {nonce}", self.service_name)
@@ -70,10 +82,12 @@ impl SubscriptionService {
         if !self.store.consume_auth_nonce(nonce, now_ms).await? {
             return Err(RecoveryError::BadNonce);
         }
-        let sig = parse_signature(signature).map_err(|_| RecoveryError::SignatureMismatch)?;
-        let signer = recover_personal(&sig, self.sign_in_message(nonce).as_bytes())
-            .map_err(|_| RecoveryError::SignatureMismatch)?;
-        if signer != wallet {
+        let message = self.sign_in_message(nonce);
+        let by_key = parse_signature(signature)
+            .ok()
+            .and_then(|sig| recover_personal(&sig, message.as_bytes()).ok())
+            .is_some_and(|signer| signer == wallet);
+        if !by_key && !self.signed_by_contract_wallet(wallet, &message, signature).await {
             return Err(RecoveryError::SignatureMismatch);
         }
         let (subscription_id, number, expires_at, released) =

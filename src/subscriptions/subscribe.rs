@@ -13,7 +13,7 @@ use super::{DAY_MS, SubscriptionService, Token};
 use crate::clock;
 use crate::payments::wire::{self, SettlementResponse, checksummed};
 use crate::payments::{PaymentError, SettleError, Settlement, verify};
-use crate::store::{GrantRequest, NewPayment, Reservation, SubscriptionSource};
+use crate::store::{GrantRequest, NewPayment, Purchase, Reservation, SubscriptionSource};
 
 /// Payments left unsettled for longer than this are reconciled.
 pub const RECONCILE_AFTER: Duration = Duration::from_secs(60);
@@ -114,38 +114,43 @@ impl SubscriptionService {
                 payer: payer_checksummed.clone(),
                 error_reason: error,
             };
+        let replayed = || {
+            refused(
+                "invalid_exact_evm_nonce_already_used",
+                "this authorization was already presented; sign a new one (or retry with the same payment-identifier)",
+            )
+        };
+        if self.payments.settlement.is_instant() {
+            let token = Token::generate();
+            let hash = token.hash();
+            let grant = self.payment_grant(&payer, &hash, now_ms);
+            return match self.store.pay_and_grant(&row, &grant).await? {
+                Purchase::Granted(granted) => {
+                    self.auth_cache.forget_subscription(granted.subscription_id);
+                    tracing::debug!(payer, number = %granted.number, "sandbox subscription: verified, nothing settled");
+                    Ok(Paid {
+                        token,
+                        number: granted.number,
+                        expires_at_ms: granted.expires_at,
+                        renewed: granted.renewed,
+                        settlement: settlement_response(true, None, None),
+                        sandbox: true,
+                    })
+                }
+                Purchase::Replay => Err(replayed()),
+                Purchase::PoolExhausted => Err(SubscribeError::PoolExhausted),
+                Purchase::Earlier(earlier) => {
+                    self.answer_earlier(earlier, &payer, now_ms, settlement_response(true, None, None)).await
+                }
+            };
+        }
         let payment_id = match self.store.reserve_payment(&row).await? {
             Reservation::Reserved { payment_id, .. } => payment_id,
-            Reservation::Replay => {
-                return Err(refused(
-                    "invalid_exact_evm_nonce_already_used",
-                    "this authorization was already presented; sign a new one (or retry with the same payment-identifier)",
-                ));
-            }
+            Reservation::Replay => return Err(replayed()),
             Reservation::PoolExhausted => return Err(SubscribeError::PoolExhausted),
             Reservation::Earlier(earlier) => {
-                return match (earlier.state.as_str(), earlier.subscription_id) {
-                    ("committed", Some(subscription_id)) => {
-                        // The first attempt paid; hand out the subscription again, never charge twice.
-                        let token = Token::generate();
-                        self.store.issue_token(subscription_id, &token.hash(), false, now_ms).await?;
-                        let (_, number, expires_at, _) =
-                            self.store.subscription_of(&payer).await?.ok_or(SubscribeError::InProgress)?;
-                        Ok(Paid {
-                            token,
-                            number,
-                            expires_at_ms: expires_at,
-                            renewed: true,
-                            settlement: settlement_response(true, earlier.tx_hash, None),
-                            sandbox: self.payments.settlement.name() == "none",
-                        })
-                    }
-                    ("failed", _) => Err(refused(
-                        earlier.error.as_deref().unwrap_or("invalid_exact_evm_transaction_failed"),
-                        "the first payment with this idempotency key failed; sign a new payment with a new key",
-                    )),
-                    _ => Err(SubscribeError::InProgress),
-                };
+                let response = settlement_response(true, earlier.tx_hash.clone(), None);
+                return self.answer_earlier(earlier, &payer, now_ms, response).await;
             }
         };
 
@@ -168,6 +173,38 @@ impl SubscriptionService {
             settlement: settlement_response(true, transaction, None),
             sandbox: settled.sandbox,
         })
+    }
+
+    /// A retry under an idempotency key whose first payment is known.
+    async fn answer_earlier(
+        &self,
+        earlier: crate::store::EarlierPayment,
+        payer: &str,
+        now_ms: i64,
+        settlement: SettlementResponse,
+    ) -> Result<Paid, SubscribeError> {
+        match (earlier.state.as_str(), earlier.subscription_id) {
+            ("committed", Some(subscription_id)) => {
+                // The first attempt paid; hand out the subscription again, never charge twice.
+                let token = Token::generate();
+                self.store.issue_token(subscription_id, &token.hash(), false, now_ms).await?;
+                let (_, number, expires_at, _) =
+                    self.store.subscription_of(payer).await?.ok_or(SubscribeError::InProgress)?;
+                Ok(Paid {
+                    token,
+                    number,
+                    expires_at_ms: expires_at,
+                    renewed: true,
+                    settlement,
+                    sandbox: self.payments.settlement.is_instant(),
+                })
+            }
+            ("failed", _) => Err(refused(
+                earlier.error.as_deref().unwrap_or("invalid_exact_evm_transaction_failed"),
+                "the first payment with this idempotency key failed; sign a new payment with a new key",
+            )),
+            _ => Err(SubscribeError::InProgress),
+        }
     }
 
     async fn finish_payment(
@@ -265,4 +302,6 @@ impl SubscriptionService {
 pub struct PaymentsSetup {
     pub terms: crate::payments::PaymentTerms,
     pub settlement: Arc<dyn Settlement>,
+    /// ERC-1271 checks for contract wallets, when an RPC is configured.
+    pub contract_wallets: Option<Arc<crate::payments::contract_wallets::ContractWallets>>,
 }

@@ -10,6 +10,10 @@
 //                             --valid-after N --valid-before N --nonce 0x.. --signature 0x.. [--key 0x..]
 //                                                                                      -> {"tx":"0x..","status":"success"}
 //   node chain.mjs domain     --rpc URL --token 0x..  -> {"name","version","chainId","domainSeparator"}
+//   node chain.mjs deploy-wallet      --rpc URL --owner 0x.. [--key 0x..]              -> {"wallet":"0x.."}
+//   node chain.mjs is-valid-signature --rpc URL --wallet 0x.. --hash 0x.. --signature 0x..
+//                                                                   -> {"magic":"0x1626ba7e"|"0xffffffff"|..}
+//     (TestWallet1271, ERC-1271: the wallet ecrecovers its owner from the 32-byte hash as given)
 //
 // --key defaults to anvil account 0. Write commands wait for the receipt and fail if it reverted.
 import { readFileSync } from "node:fs";
@@ -22,6 +26,7 @@ const ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4
 const here = dirname(fileURLToPath(import.meta.url));
 const artifact = JSON.parse(readFileSync(join(here, "..", "..", "contracts", "TestEip3009.json"), "utf8"));
 const abi = artifact.abi;
+const wallet1271 = JSON.parse(readFileSync(join(here, "..", "..", "contracts", "TestWallet1271.json"), "utf8"));
 
 function parseArgs(argv) {
   const [cmd, ...rest] = argv;
@@ -142,6 +147,28 @@ const commands = {
       ),
     );
     return { name, version, chainId, domainSeparator };
+  },
+
+  async "deploy-wallet"(opts) {
+    const { pub, wallet } = await clients(opts);
+    const hash = await wallet.deployContract({
+      abi: wallet1271.abi,
+      bytecode: wallet1271.bytecode,
+      args: [getAddress(need(opts, "owner").toLowerCase())],
+    });
+    const r = await waitOk(pub, hash);
+    return { wallet: getAddress(r.contractAddress) };
+  },
+
+  async "is-valid-signature"(opts) {
+    const { pub } = await clients(opts);
+    const magic = await pub.readContract({
+      address: need(opts, "wallet"),
+      abi: wallet1271.abi,
+      functionName: "isValidSignature",
+      args: [need(opts, "hash"), need(opts, "signature")],
+    });
+    return { magic };
   },
 };
 

@@ -7,8 +7,10 @@
 //     -> {"from","to","value","validAfter","validBefore","nonce","signature"}   (all strings)
 //   node sign.mjs personal --key 0x.. --message "text"
 //     -> {"address","signature"}   (EIP-191 personal_sign; the message is used byte-for-byte as given)
+//   node sign.mjs hash-message --message "text"
+//     -> {"hash"}   (EIP-191 hash of the message, viem hashMessage: what `personal` signs)
 import { randomBytes } from "node:crypto";
-import { getAddress } from "viem";
+import { getAddress, hashMessage } from "viem";
 import { privateKeyToAccount } from "viem/accounts";
 
 function parseArgs(argv) {
@@ -76,6 +78,10 @@ const commands = {
     const account = privateKeyToAccount(need(opts, "key"));
     const signature = await account.signMessage({ message: need(opts, "message") });
     return { address: account.address, signature };
+  },
+
+  async "hash-message"(opts) {
+    return { hash: hashMessage(need(opts, "message")) };
   },
 };
 

@@ -168,3 +168,38 @@ pub fn address_of(key: &str) -> String {
     let signing = k256::ecdsa::SigningKey::from_slice(&bytes).expect("key");
     alloy_primitives::Address::from_private_key(&signing).to_checksum(None)
 }
+
+/// anvil's default account 2: the facilitator's own signer.
+pub const FACILITATOR_KEY: &str = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+
+/// The official x402 facilitator (`tests/peers/facilitator.mjs`) on loopback, killed on drop.
+pub struct FacilitatorPeer {
+    child: Child,
+    pub url: String,
+}
+
+impl FacilitatorPeer {
+    pub fn start(rpc: &str) -> Self {
+        use std::io::{BufRead, BufReader};
+        ensure_installed();
+        let mut child = Command::new("node")
+            .args(["facilitator.mjs", "--rpc", rpc, "--key", FACILITATOR_KEY, "--port", "0"])
+            .current_dir(peers_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("facilitator starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("facilitator prints its url");
+        let parsed: Value = serde_json::from_str(line.trim()).expect("json line");
+        Self { child, url: parsed["url"].as_str().expect("url").to_owned() }
+    }
+}
+
+impl Drop for FacilitatorPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
