@@ -35,6 +35,7 @@ both!(
     idempotent_retries_never_charge_twice,
     pool_exhaustion_is_decided_before_settlement,
     recovery_rotates_tokens_and_reports_every_error,
+    concurrent_first_payments_by_one_wallet_make_one_subscription,
 );
 
 async fn sandbox(backend: Backend, seed: u32) -> TestServer {
@@ -529,6 +530,30 @@ async fn recovery_rotates_tokens_and_reports_every_error(backend: Backend) {
     .await;
     expect_error(s.post("/sms/auth/nonce", None, &json!({"address": "nope"})).await, 400, "invalid_request").await;
     s.stop().await;
+}
+
+async fn concurrent_first_payments_by_one_wallet_make_one_subscription(backend: Backend) {
+    let s = Arc::new(sandbox(backend, 5).await);
+    let mut headers = Vec::new();
+    for _ in 0..6 {
+        headers.push(valid_header(&Pay::new(key(0xe1), SANDBOX_TOKEN, 84532)).await);
+    }
+    let tasks: Vec<_> = headers
+        .into_iter()
+        .map(|h| {
+            let s = s.clone();
+            tokio::spawn(async move { subscribe_with(&s, "payment-signature", &h, None).await.status().as_u16() })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.expect("task"), 200, "every distinct payment buys a year");
+    }
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'assigned'").await, 1);
+    let expires = s.scalar("SELECT expires_at FROM subscriptions").await;
+    let years = (expires - agentline::clock::now_ms()) as f64 / (365.0 * 86_400_000.0);
+    assert!((5.99..6.01).contains(&years), "six payments, six years: {years}");
+    Arc::into_inner(s).expect("sole owner").stop().await;
 }
 
 async fn fresh_nonce(s: &TestServer) -> Value {

@@ -11,10 +11,10 @@ case "$backend" in
   postgres) db="bench_sub_$$"; psql "${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}" -qc "CREATE DATABASE $db"
             url="postgres://postgres@127.0.0.1:5432/$db" ;;
 esac
-AGENTLINE_LISTEN=127.0.0.1:$port AGENTLINE_DATABASE_URL=$url AGENTLINE_LOG=warn AGENTLINE_NETWORK=eip155:84532 \
+AGENTLINE_LISTEN=127.0.0.1:$port AGENTLINE_DATABASE_URL=$url AGENTLINE_LOG=${AGENTLINE_LOG:-warn} AGENTLINE_NETWORK=eip155:84532 \
   AGENTLINE_ASSET=$token AGENTLINE_TOKEN_NAME="USD Coin" AGENTLINE_PAY_TO=$payto target/release/agentline serve 2>"$dir/log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ "$backend" = postgres ] && psql "${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; rm -rf "$dir"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; [ "$backend" = postgres ] && psql "${TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"; grep -iE "error|warn" "$dir/log" | sort | uniq -c | sort -rn | head -5; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.1; done
 cpu0=$(awk '{print $14+$15}' /proc/$pid/stat)
 node tools/bench-subscribe.mjs --url "http://127.0.0.1:$port" --key 0x$(printf '11%.0s' $(seq 1 32)) --token $token \

@@ -154,6 +154,7 @@ impl Store {
             }
             Ok(Some(id)) => id,
         };
+        self.lock_wallet(&mut tx, p.payer).await?;
         let held = sqlx::query_as::<_, (String, Option<i64>)>(
             "SELECT number, released_at FROM subscriptions WHERE wallet = $1",
         )

@@ -97,6 +97,42 @@ impl Store {
         req: &GrantRequest<'_>,
         reserved: Option<&str>,
     ) -> Result<Option<Grant>, StoreError> {
+        self.lock_wallet(tx, req.wallet).await?;
+        // A concurrent first grant for the same wallet (Postgres, READ COMMITTED) makes our
+        // insert find its row: the second pass then renews it.
+        for _ in 0..2 {
+            if let Some(outcome) = self.grant_once(tx, req, reserved).await? {
+                return Ok(outcome);
+            }
+        }
+        Err(StoreError::Sqlx(sqlx::Error::Protocol("subscription row changed twice under a grant".into())))
+    }
+
+    /// Serializes grants for one wallet until the transaction ends, so concurrent purchases by
+    /// the same wallet renew one subscription instead of each taking a number. SQLite's
+    /// `BEGIN IMMEDIATE` already serializes every write transaction; Postgres takes a
+    /// transaction-scoped advisory lock on the wallet.
+    pub(super) async fn lock_wallet(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        wallet: &str,
+    ) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended($1, 0))) AS locked")
+                .bind(wallet)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// One attempt; `Ok(None)` when another transaction created the wallet's row meanwhile.
+    async fn grant_once(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        req: &GrantRequest<'_>,
+        reserved: Option<&str>,
+    ) -> Result<Option<Option<Grant>>, StoreError> {
         let existing = sqlx::query_as::<_, (i64, String, i64, Option<i64>)>(
             "SELECT id, number, expires_at, released_at FROM subscriptions WHERE wallet = $1",
         )
@@ -106,18 +142,25 @@ impl Store {
 
         let grant = match existing {
             // Renewal: the number is still held; extend from the later of now and expiry.
-            Some((id, number, expires_at, None)) => {
-                let expires_at = expires_at.max(req.now_ms) + req.duration_ms;
-                sqlx::query(
-                    "UPDATE subscriptions SET expires_at = $1, plan = $2, payer = $3, source = $4 WHERE id = $5",
+            Some((id, number, _, None)) => {
+                // Computed in the UPDATE, on the row as it is when the lock is ours: concurrent
+                // renewals (Postgres, READ COMMITTED) each add their term, none is lost.
+                let Some(expires_at) = sqlx::query_scalar::<_, i64>(
+                    "UPDATE subscriptions SET expires_at = (CASE WHEN expires_at > $1 THEN expires_at ELSE $1 END) + $2, \
+                     plan = $3, payer = $4, source = $5 WHERE id = $6 AND released_at IS NULL RETURNING expires_at",
                 )
-                .bind(expires_at)
+                .bind(req.now_ms)
+                .bind(req.duration_ms)
                 .bind(req.plan)
                 .bind(req.payer)
                 .bind(req.source.as_str())
                 .bind(id)
-                .execute(&mut **tx)
-                .await?;
+                .fetch_optional(&mut **tx)
+                .await?
+                else {
+                    // Released meanwhile: start over.
+                    return Ok(None);
+                };
                 if let Some(spare) = reserved.filter(|r| *r != number) {
                     sqlx::query("UPDATE numbers SET state = 'free' WHERE e164 = $1 AND state = 'reserved'")
                         .bind(spare)
@@ -137,32 +180,32 @@ impl Store {
                         };
                         match sqlx::query_scalar::<_, String>(take).fetch_optional(&mut **tx).await? {
                             Some(n) => n,
-                            None => return Ok(None),
+                            None => return Ok(Some(None)),
                         }
                     }
                 };
                 let expires_at = req.now_ms + req.duration_ms;
-                let id =
-                    match previous {
-                        Some((id, ..)) => {
-                            sqlx::query(
-                                "UPDATE subscriptions SET number = $1, plan = $2, payer = $3, source = $4, \
+                let id = match previous {
+                    Some((id, ..)) => {
+                        sqlx::query(
+                            "UPDATE subscriptions SET number = $1, plan = $2, payer = $3, source = $4, \
                              created_at = $5, expires_at = $6, released_at = NULL WHERE id = $7",
-                            )
-                            .bind(&number)
-                            .bind(req.plan)
-                            .bind(req.payer)
-                            .bind(req.source.as_str())
-                            .bind(req.now_ms)
-                            .bind(expires_at)
-                            .bind(id)
-                            .execute(&mut **tx)
-                            .await?;
-                            id
-                        }
-                        None => sqlx::query_scalar::<_, i64>(
+                        )
+                        .bind(&number)
+                        .bind(req.plan)
+                        .bind(req.payer)
+                        .bind(req.source.as_str())
+                        .bind(req.now_ms)
+                        .bind(expires_at)
+                        .bind(id)
+                        .execute(&mut **tx)
+                        .await?;
+                        id
+                    }
+                    None => {
+                        let inserted = sqlx::query_scalar::<_, i64>(
                             "INSERT INTO subscriptions (wallet, number, plan, source, payer, created_at, expires_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (wallet) DO NOTHING RETURNING id",
                         )
                         .bind(req.wallet)
                         .bind(&number)
@@ -171,9 +214,14 @@ impl Store {
                         .bind(req.payer)
                         .bind(req.now_ms)
                         .bind(expires_at)
-                        .fetch_one(&mut **tx)
-                        .await?,
-                    };
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                        match inserted {
+                            Some(id) => id,
+                            None => return Ok(None),
+                        }
+                    }
+                };
                 let from_state = if reserved.is_some() { "reserved" } else { "free" };
                 let taken = sqlx::query(
                     "UPDATE numbers SET state = 'assigned', subscription_id = $1, released_at = NULL \
@@ -200,7 +248,7 @@ impl Store {
             .bind(req.now_ms)
             .execute(&mut **tx)
             .await?;
-        Ok(Some(grant))
+        Ok(Some(Some(grant)))
     }
 
     /// Resolves a token hash to its subscription.
