@@ -29,8 +29,10 @@ sol! {
     function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
 }
 
-/// How often a settlement transaction's receipt is asked for.
-const RECEIPT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// Receipt polling: first after this, then doubling up to the cap (instant-mining dev chains
+/// answer within milliseconds; L2s within a block time of about 2 s).
+const RECEIPT_POLL_FIRST: Duration = Duration::from_millis(5);
+const RECEIPT_POLL_MAX: Duration = Duration::from_millis(500);
 
 /// The money moved (or, in the sandbox, would have).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,13 +215,15 @@ impl Settlement for Chain {
             // Poll for the receipt ourselves: a block mined before a new-block watcher starts
             // (instant mining) must not be missed.
             let receipt = tokio::time::timeout(self.receipt_timeout, async {
+                let mut wait = RECEIPT_POLL_FIRST;
                 loop {
                     match self.provider.get_transaction_receipt(transaction).await {
                         Ok(Some(receipt)) => return receipt,
                         Ok(None) => {}
                         Err(err) => tracing::debug!(error = %err, %transaction, "receipt poll failed"),
                     }
-                    tokio::time::sleep(RECEIPT_POLL_INTERVAL).await;
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(RECEIPT_POLL_MAX);
                 }
             })
             .await;

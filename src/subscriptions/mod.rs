@@ -7,6 +7,7 @@
 
 mod auth_cache;
 mod directory;
+mod purchases;
 mod recovery;
 mod subscribe;
 mod token;
@@ -86,11 +87,13 @@ pub struct SubscriptionService {
     auth_cache: Arc<AuthCache>,
     payments: PaymentsSetup,
     service_name: Arc<str>,
+    purchases: purchases::PurchaseQueue,
 }
 
 impl SubscriptionService {
     pub fn new(store: Store, config: SubscriptionsConfig, payments: PaymentsSetup, service_name: &str) -> Self {
         Self {
+            purchases: purchases::PurchaseQueue::spawn(store.clone()),
             store,
             config,
             directory: Arc::default(),

@@ -122,9 +122,23 @@ impl SubscriptionService {
         };
         if self.payments.settlement.is_instant() {
             let token = Token::generate();
-            let hash = token.hash();
-            let grant = self.payment_grant(&payer, &hash, now_ms);
-            return match self.store.pay_and_grant(&row, &grant).await? {
+            let job = super::purchases::PurchaseJob {
+                x402_version: row.x402_version,
+                network: caip2.clone(),
+                asset: asset.clone(),
+                payer: payer.clone(),
+                pay_to: pay_to.clone(),
+                amount: amount.clone(),
+                auth_nonce: nonce.clone(),
+                valid_before_secs: row.valid_before_secs,
+                signature: signature.clone(),
+                idempotency_key: key.clone(),
+                plan: self.config.plan.clone(),
+                duration_ms: i64::from(self.config.plan_days) * DAY_MS,
+                token_hash: token.hash(),
+                now_ms,
+            };
+            return match self.purchases.buy(job).await? {
                 Purchase::Granted(granted) => {
                     self.auth_cache.forget_subscription(granted.subscription_id);
                     tracing::debug!(payer, number = %granted.number, "sandbox subscription: verified, nothing settled");
