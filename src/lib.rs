@@ -127,6 +127,13 @@ impl App {
             Ok((committed, failed)) => tracing::info!(committed, failed, "payments reconciled at start"),
             Err(err) => tracing::warn!(error = %err, "payment reconciliation at start failed"),
         }
+        // Numbers whose grace or quarantine ended while the service was down are settled before
+        // the first request; afterwards the recycler does it every minute.
+        match subscriptions.recycle().await {
+            Ok((0, 0)) => {}
+            Ok((released, freed)) => tracing::info!(released, freed, "numbers recycled at start"),
+            Err(err) => tracing::warn!(error = %err, "number recycling at start failed"),
+        }
         if subscriptions.settlement_name() == "none" {
             tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
         }

@@ -695,3 +695,41 @@ async fn readiness_fails_and_errors_stay_generic_when_the_database_is_gone(backe
     assert_eq!(s.get("/health", None).await.status(), 200, "liveness does not depend on the database");
     s.stop().await;
 }
+
+both!(expiry_keeps_the_number_through_grace_then_quarantines_then_frees_it);
+
+async fn expiry_keeps_the_number_through_grace_then_quarantines_then_frees_it(backend: Backend) {
+    let mut s = TestServer::start_with(backend, |c| c.sim.seed_numbers = 2).await;
+    let (token, number) = s.grant(&wallet(1), 30).await;
+    let day = 86_400_000_i64;
+    let now = agentline::clock::now_ms();
+    // Expired 10 days ago: inside the 30-day grace, the number is kept (renewal keeps it).
+    s.shutdown().await;
+    s.exec(&format!("UPDATE subscriptions SET expires_at = {}", now - 10 * day)).await;
+    s.resume().await; // the recycler runs at start
+    assert_eq!(
+        s.scalar(&format!("SELECT COUNT(*) FROM numbers WHERE e164 = '{number}' AND state = 'assigned'")).await,
+        1
+    );
+    assert_eq!(json(s.get("/sms/number", Some(&token)).await).await["status"], "expired");
+    // 31 days ago: past the grace, the number goes to quarantine and the token dies.
+    s.shutdown().await;
+    s.exec(&format!("UPDATE subscriptions SET expires_at = {}", now - 31 * day)).await;
+    s.resume().await;
+    assert_eq!(
+        s.scalar(&format!("SELECT COUNT(*) FROM numbers WHERE e164 = '{number}' AND state = 'quarantined'")).await,
+        1
+    );
+    expect_error(s.get("/sms/number", Some(&token)).await, 401, "unauthorized").await;
+    assert_eq!(json(s.get("/sms/availability", None).await).await["available"], 1, "a quarantined number is not free");
+    // After the 90-day quarantine it is free again, and the old owner's messages stay theirs.
+    s.shutdown().await;
+    s.exec(&format!("UPDATE numbers SET released_at = {} WHERE e164 = '{number}'", now - 91 * day)).await;
+    s.resume().await;
+    assert_eq!(json(s.get("/sms/availability", None).await).await["available"], 2);
+    // The same wallet subscribing again gets a number again (renewed: false).
+    let again =
+        json(s.post("/admin/subscriptions", Some(ADMIN_KEY), &json!({"wallet": wallet(1), "days": 30})).await).await;
+    assert_eq!(again["renewed"], false);
+    s.stop().await;
+}

@@ -200,6 +200,17 @@ async fn sandbox_subscribe_renew_and_number(backend: Backend) {
     assert_eq!(second - first, 365 * 86_400_000);
     assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'committed'").await, 2);
     assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'reserved'").await, 0);
+
+    // The legacy v1 client (from the body, X-PAYMENT) and the PyPI client, in the sandbox too.
+    let v1 =
+        node("pay.mjs", &[arg("--client"), arg("v1"), arg("--key"), key(0x12), arg("--url"), s.url("/sms/subscribe")])
+            .await;
+    assert_eq!(v1["status"], 200, "{v1}");
+    assert_eq!(v1["body"]["sandbox"], true);
+    let py = peers::python_pay(&[arg("--key"), key(0x13), arg("--url"), s.url("/sms/subscribe")]).await;
+    assert_eq!(py["status"], 200, "{py}");
+    assert_eq!(py["paymentResponse"]["payer"], address_of(&key(0x13)).as_str());
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM subscriptions").await, 3);
     s.stop().await;
 }
 
@@ -849,5 +860,76 @@ async fn a_contract_wallet_recovers_its_token_with_erc1271() {
         "signature_mismatch",
     )
     .await;
+    s.stop().await;
+}
+
+// The committed artifact of our token, loaded with `sol!`: the calls the relayer encodes must
+// be the token's own functions.
+alloy_sol_types::sol!(TestEip3009, "contracts/TestEip3009.json");
+
+#[test]
+fn the_token_artifact_has_the_functions_settlement_calls() {
+    use alloy_sol_types::SolCall;
+    // Both overloads: bytes signature (0xcf092995) and v, r, s (0xe3ee160e, what
+    // `payments::settlement::Chain` sends).
+    let mut selectors = [
+        TestEip3009::transferWithAuthorization_0Call::SELECTOR,
+        TestEip3009::transferWithAuthorization_1Call::SELECTOR,
+    ];
+    selectors.sort();
+    assert_eq!(selectors, [[0xcf, 0x09, 0x29, 0x95], [0xe3, 0xee, 0x16, 0x0e]]);
+    assert_eq!(
+        TestEip3009::authorizationStateCall::SELECTOR,
+        alloy_primitives::keccak256("authorizationState(address,bytes32)")[..4]
+    );
+    assert!(TestEip3009::BYTECODE.len() > 1000, "deployable bytecode is committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_is_refused_across_two_server_processes() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let s = sandbox(Backend::Postgres, 5).await;
+    // A second server: the real binary, its own process, on the same database.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_agentline"))
+        .arg("serve")
+        .env("AGENTLINE_LISTEN", "127.0.0.1:0")
+        .env("AGENTLINE_DATABASE_URL", &s.db_url)
+        .env("AGENTLINE_NETWORK", "eip155:84532")
+        .env("AGENTLINE_ASSET", SANDBOX_TOKEN)
+        .env("AGENTLINE_TOKEN_NAME", TOKEN_NAME)
+        .env("AGENTLINE_PAY_TO", PAY_TO)
+        .env("AGENTLINE_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("second server process");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let other = loop {
+        let line = lines.next().expect("listening line").expect("utf8");
+        if let Some(at) = line.find("listening on http://") {
+            break line[at + "listening on ".len()..].trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let value = valid_header(&Pay::new(key(0xf1), SANDBOX_TOKEN, 84532)).await;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let url = if i % 2 == 0 { s.url("/sms/subscribe") } else { format!("{other}/sms/subscribe") };
+            let (http, value) = (s.http.clone(), value.clone());
+            tokio::spawn(async move {
+                http.post(url).header("payment-signature", value).send().await.expect("post").status().as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200 || *s == 402), "{statuses:?}");
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM payments").await, 1);
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM subscriptions").await, 1);
     s.stop().await;
 }
