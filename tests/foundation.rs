@@ -193,7 +193,7 @@ async fn admin_api(backend: Backend) {
     assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE e164 = '+15005550003'").await, 0);
 
     let list = json(s.get("/admin/numbers", Some(ADMIN_KEY)).await).await;
-    assert_eq!(list["counts"], json!({"free": 22, "assigned": 0, "quarantined": 0}));
+    assert_eq!(list["counts"], json!({"free": 22, "reserved": 0, "assigned": 0, "quarantined": 0}));
     assert_eq!(list["numbers"].as_array().expect("array").len(), 22);
 
     for bad in [

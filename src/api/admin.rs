@@ -84,19 +84,21 @@ struct NumberEntry {
 #[derive(Serialize)]
 struct Counts {
     free: i64,
+    reserved: i64,
     assigned: i64,
     quarantined: i64,
 }
 
 pub async fn list_numbers(State(state): State<AppState>, _admin: Admin) -> Result<Json<NumberList>, ApiError> {
     let rows = state.store.list_numbers().await.map_err(|e| ApiError::internal(&e))?;
-    let mut counts = Counts { free: 0, assigned: 0, quarantined: 0 };
+    let mut counts = Counts { free: 0, reserved: 0, assigned: 0, quarantined: 0 };
     let numbers = rows
         .into_iter()
         .map(|r| {
             match r.state.as_str() {
                 "free" => counts.free += 1,
                 "assigned" => counts.assigned += 1,
+                "reserved" => counts.reserved += 1,
                 _ => counts.quarantined += 1,
             }
             NumberEntry {

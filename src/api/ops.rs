@@ -74,7 +74,9 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match state.store.pool_counts().await {
         Ok(c) => {
-            for (label, n) in [("free", c.free), ("assigned", c.assigned), ("quarantined", c.quarantined)] {
+            for (label, n) in
+                [("free", c.free), ("reserved", c.reserved), ("assigned", c.assigned), ("quarantined", c.quarantined)]
+            {
                 state.metrics.pool_numbers.get_or_create(&PoolLabels { state: label }).set(n);
             }
         }

@@ -3,12 +3,8 @@
 //! of an authorization fail to insert, on every node; an idempotency key returns the first
 //! payment instead of charging again.
 
-use super::subscriptions::{Grant, GrantRequest};
+use super::subscriptions::{Grant, GrantRequest, TAKE_FREE_POSTGRES, TAKE_FREE_SQLITE};
 use super::{Backend, Store, StoreError};
-
-const TAKE_FREE_SQLITE: &str = "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1";
-const TAKE_FREE_POSTGRES: &str =
-    "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1 FOR UPDATE SKIP LOCKED";
 
 #[derive(Debug, Clone)]
 pub struct NewPayment<'a> {

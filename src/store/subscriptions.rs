@@ -4,8 +4,9 @@
 
 use super::{AuditEntry, Backend, Store, StoreError};
 
-const TAKE_FREE_SQLITE: &str = "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1";
-const TAKE_FREE_POSTGRES: &str =
+/// Picks a free number; on Postgres, concurrent pickers skip each other's rows.
+pub(super) const TAKE_FREE_SQLITE: &str = "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1";
+pub(super) const TAKE_FREE_POSTGRES: &str =
     "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1 FOR UPDATE SKIP LOCKED";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +70,8 @@ pub struct NumberRow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolCounts {
     pub free: i64,
+    /// Held for a payment that is settling.
+    pub reserved: i64,
     pub assigned: i64,
     pub quarantined: i64,
 }
@@ -306,6 +309,7 @@ impl Store {
         for (state, n) in rows {
             match state.as_str() {
                 "free" => counts.free = n,
+                "reserved" => counts.reserved = n,
                 "assigned" => counts.assigned = n,
                 "quarantined" => counts.quarantined = n,
                 _ => {}

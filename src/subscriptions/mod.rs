@@ -207,7 +207,7 @@ impl SubscriptionService {
     /// Seeds the pool with `numbers` if it has never held any.
     pub async fn seed_if_empty(&self, numbers: &[String]) -> Result<u64, SubscriptionError> {
         let counts = self.store.pool_counts().await?;
-        if counts.free + counts.assigned + counts.quarantined > 0 {
+        if counts.free + counts.reserved + counts.assigned + counts.quarantined > 0 {
             return Ok(0);
         }
         self.add_numbers(numbers, "seed").await
