@@ -8,6 +8,7 @@
 //! `deliver_sm_resp`) only after the SMS service says the message is committed.
 
 pub mod sim;
+pub mod smpp;
 pub mod sms_encoding;
 
 use std::time::Duration;
