@@ -4,4 +4,5 @@
 //! enquire_link, reconnect) that implements [`crate::telco::SmsNetwork`] arrive with them.
 
 pub mod gsm7;
+pub mod pdu;
 pub mod segments;
