@@ -55,8 +55,6 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
-    Sms(#[from] sms::SmsError),
-    #[error(transparent)]
     Subscriptions(#[from] subscriptions::SubscriptionError),
     #[error("payments: {0}")]
     Payments(String),
@@ -157,11 +155,10 @@ impl App {
             hub,
             metrics.clone(),
             shutdown_rx.clone(),
-        )
-        .await?;
+        );
         let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
 
-        let public_url: Arc<str> = config.public_base_url().into();
+        let public_url = config.public_base_url();
         let state = api::AppState {
             store,
             subscriptions,
@@ -171,8 +168,6 @@ impl App {
             admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.expose().as_bytes()).into()),
             openapi: api::render_openapi(&public_url).into(),
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
-            public_url,
-            service_name: config.service_name.clone().into(),
             limits: Arc::new(config.limits.clone()),
         };
         Ok(Self { state, shutdown, sms_tasks, writer_task, sim_worker, recycler })

@@ -1,8 +1,9 @@
 //! The `agentline` binary as an operator runs it: migrate, numbers add|import|list, and serve
 //! with its `listening on` line and a graceful SIGTERM that answers open long-polls.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod support;
+
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -51,24 +52,17 @@ fn serve_logs_its_address_and_stops_gracefully_on_sigterm() {
     let config = dir.path().join("agentline.toml");
     std::fs::write(&config, "listen = \"127.0.0.1:9\"\nservice_name = \"from-file\"\n[sim]\nseed_numbers = 3\n")
         .expect("write config");
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config", config.to_str().expect("utf8")])
-        .env("AGENTLINE_DATABASE_URL", format!("sqlite://{}/serve.db", dir.path().display()))
-        .env("AGENTLINE_LISTEN", "127.0.0.1:0") // the environment wins over the file
-        .env("AGENTLINE_ADMIN_KEY", ADMIN_KEY)
-        .env("AGENTLINE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let line = lines.next().expect("serve printed its address").expect("utf8 line");
-        if let Some(at) = line.find("listening on http://") {
-            break line[at + "listening on ".len()..].trim().to_owned();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let db = format!("sqlite://{}/serve.db", dir.path().display());
+    let server = support::ServeProcess::spawn(
+        &["--config", config.to_str().expect("utf8")],
+        &[
+            ("AGENTLINE_DATABASE_URL", &db),
+            ("AGENTLINE_LISTEN", "127.0.0.1:0"), // the environment wins over the file
+            ("AGENTLINE_ADMIN_KEY", ADMIN_KEY),
+            ("AGENTLINE_LOG", "info"),
+        ],
+    );
+    let base = server.base.clone();
 
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -109,15 +103,13 @@ fn serve_logs_its_address_and_stops_gracefully_on_sigterm() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let sent_term = Instant::now();
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
+        server.terminate();
         let resp = poll.await.expect("poll task");
         assert_eq!(resp.status(), 200, "the open long-poll is answered, not cut");
         assert_eq!(resp.json::<Value>().await.expect("json")["count"], 0);
         assert!(sent_term.elapsed() < Duration::from_secs(25), "answered at shutdown, not at the end of its wait");
     });
-    let status = child.wait().expect("exit");
+    let (status, rest) = server.wait();
     assert!(status.success(), "exit status {status:?}");
-    let rest = drain.join().expect("drain");
     assert!(rest.iter().any(|l| l.contains("shutting down")), "{rest:?}");
 }

@@ -887,30 +887,21 @@ fn the_token_artifact_has_the_functions_settlement_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_is_refused_across_two_server_processes() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
     let s = sandbox(Backend::Postgres, 5).await;
     // A second server: the real binary, its own process, on the same database.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_agentline"))
-        .arg("serve")
-        .env("AGENTLINE_LISTEN", "127.0.0.1:0")
-        .env("AGENTLINE_DATABASE_URL", &s.db_url)
-        .env("AGENTLINE_NETWORK", "eip155:84532")
-        .env("AGENTLINE_ASSET", SANDBOX_TOKEN)
-        .env("AGENTLINE_TOKEN_NAME", TOKEN_NAME)
-        .env("AGENTLINE_PAY_TO", PAY_TO)
-        .env("AGENTLINE_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("second server process");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let other = loop {
-        let line = lines.next().expect("listening line").expect("utf8");
-        if let Some(at) = line.find("listening on http://") {
-            break line[at + "listening on ".len()..].trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let second = support::ServeProcess::spawn(
+        &[],
+        &[
+            ("AGENTLINE_LISTEN", "127.0.0.1:0"),
+            ("AGENTLINE_DATABASE_URL", &s.db_url),
+            ("AGENTLINE_NETWORK", "eip155:84532"),
+            ("AGENTLINE_ASSET", SANDBOX_TOKEN),
+            ("AGENTLINE_TOKEN_NAME", TOKEN_NAME),
+            ("AGENTLINE_PAY_TO", PAY_TO),
+            ("AGENTLINE_LOG", "info"),
+        ],
+    );
+    let other = second.base.clone();
     let value = valid_header(&Pay::new(key(0xf1), SANDBOX_TOKEN, 84532)).await;
     let tasks: Vec<_> = (0..16)
         .map(|i| {
@@ -925,8 +916,8 @@ async fn replay_is_refused_across_two_server_processes() {
     for t in tasks {
         statuses.push(t.await.expect("task"));
     }
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    let _ = child.wait();
+    second.terminate();
+    assert!(second.wait().0.success());
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 402), "{statuses:?}");
     assert_eq!(s.scalar("SELECT COUNT(*) FROM payments").await, 1);

@@ -36,8 +36,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub admin_key_hash: Option<[u8; 32]>,
-    pub public_url: Arc<str>,
-    pub service_name: Arc<str>,
     pub limits: Arc<crate::config::LimitsConfig>,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Arc<str>,

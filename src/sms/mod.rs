@@ -70,7 +70,7 @@ impl SmsTasks {
 impl SmsService {
     /// Starts the dispatcher and the delivery tracker. `events` is the receiving end of the
     /// channel the network was built with.
-    pub async fn start(
+    pub fn start(
         store: Store,
         writer: MessageWriter,
         network: Arc<dyn SmsNetwork>,
@@ -78,7 +78,7 @@ impl SmsService {
         hub: Arc<InboxHub>,
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
-    ) -> Result<(Self, SmsTasks), SmsError> {
+    ) -> (Self, SmsTasks) {
         let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
         let tracker = delivery::Tracker::new(writer.clone(), hub.clone(), metrics.clone(), tracker_tx.clone());
         // The tracker stops only after the dispatcher has drained its in-flight submissions, so
@@ -101,7 +101,7 @@ impl SmsService {
             let _ = stop_tracker.send(());
         });
         let service = Self { store, writer, hub, metrics, network, dispatch, shutdown };
-        Ok((service, SmsTasks { dispatcher, tracker }))
+        (service, SmsTasks { dispatcher, tracker })
     }
 
     pub fn network(&self) -> &Arc<dyn SmsNetwork> {

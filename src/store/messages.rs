@@ -185,13 +185,4 @@ impl Store {
         .await?
         .rows_affected())
     }
-
-    /// Message counts by direction and status, for metrics.
-    pub async fn message_counts(&self) -> Result<Vec<(String, Option<String>, i64)>, StoreError> {
-        Ok(sqlx::query_as::<_, (String, Option<String>, i64)>(
-            "SELECT direction, status, COUNT(*) FROM messages GROUP BY direction, status",
-        )
-        .fetch_all(&self.read)
-        .await?)
-    }
 }

@@ -108,10 +108,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// A cheap round trip that also proves the schema is there, for readiness checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM numbers WHERE e164 = ''").fetch_one(&self.read).await?;

@@ -297,16 +297,6 @@ impl Store {
         .await?)
     }
 
-    /// The payment with this idempotency key, if any.
-    pub async fn payment_by_key(&self, key: &str) -> Result<Option<EarlierPayment>, StoreError> {
-        Ok(sqlx::query_as::<_, EarlierPayment>(
-            "SELECT id, payer, state, subscription_id, tx_hash, error FROM payments WHERE idempotency_key = $1",
-        )
-        .bind(key)
-        .fetch_optional(&self.read)
-        .await?)
-    }
-
     /// Issues another token for a subscription (an idempotent replay of a paid subscribe, or a
     /// recovery); with `revoke_others`, every older token of the subscription dies.
     pub async fn issue_token(

@@ -20,12 +20,4 @@ impl PoolDirectory {
         let mut set = self.numbers.write().unwrap_or_else(|p| p.into_inner());
         set.extend(numbers.into_iter().cloned());
     }
-
-    pub fn len(&self) -> usize {
-        self.numbers.read().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }

@@ -111,12 +111,6 @@ impl TestServer {
         SecondNode { base, stop: Some(stop), served: Some(served) }
     }
 
-    /// Stops the server gracefully and starts a new one on the same database.
-    pub async fn restart(&mut self) {
-        self.shutdown().await;
-        self.resume().await;
-    }
-
     /// Starts a server again on the database of a stopped one.
     pub async fn resume(&mut self) {
         let (base, stop, served) = serve(self.config.clone()).await;
@@ -253,4 +247,46 @@ pub async fn expect_error(resp: Response, status: u16, code: &str) -> Value {
 
 pub fn wallet(n: u8) -> String {
     format!("0x{}", format!("{n:02x}").repeat(20))
+}
+
+/// The real `agentline` binary serving in its own process, with its stderr read until the
+/// `listening on http://ADDR` line (then drained in the background so it never blocks).
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub base: String,
+    log: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl ServeProcess {
+    pub fn spawn(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        use std::io::{BufRead, BufReader};
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_agentline"));
+        cmd.arg("serve").args(args).stderr(std::process::Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("agentline serve starts");
+        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let base = loop {
+            let line = lines.next().expect("serve printed its address").expect("utf8 line");
+            if let Some(at) = line.find("listening on http://") {
+                break line[at + "listening on ".len()..].trim().to_owned();
+            }
+        };
+        let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+        Self { child, base, log: Some(log) }
+    }
+
+    /// Sends SIGTERM (graceful shutdown).
+    pub fn terminate(&self) {
+        let status = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -TERM");
+    }
+
+    /// Waits for the process to exit: its status and the rest of its log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let status = self.child.wait().expect("exit status");
+        let log = self.log.take().map(|h| h.join().expect("log reader")).unwrap_or_default();
+        (status, log)
+    }
 }
