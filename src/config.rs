@@ -55,6 +55,10 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub subscriptions: SubscriptionsConfig,
     pub sim: SimConfig,
+    /// A carrier SMSC for SMS: `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` (user and password
+    /// percent-encoded). Unset: SMS runs on the simulated network.
+    pub smpp_url: Option<Secret>,
+    pub smpp: SmppConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -99,6 +103,111 @@ pub struct SimConfig {
     pub delivery_delay_ms: u64,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmppConfig {
+    /// `system_type` sent in the bind (often empty; some carriers require one).
+    pub system_type: String,
+    /// `transceiver` (one bind carries both directions) or `split` (a transmitter and a
+    /// receiver bind per session).
+    pub bind_mode: String,
+    /// Binds (or transmitter/receiver pairs) to open.
+    pub sessions: u32,
+    /// Requests outstanding per bind at most.
+    pub window: u32,
+    /// Message parts per second at most over all binds (the contracted TPS); 0 = uncapped.
+    pub throughput: u32,
+    /// How long a request waits for its response; silence is ambiguous and never resent.
+    pub response_timeout_ms: u64,
+    /// Idle keepalive interval.
+    pub enquire_link_secs: u64,
+    /// Longest wait between reconnection attempts (backoff starts at 1 s, with jitter).
+    pub reconnect_max_secs: u64,
+    /// First pause after `ESME_RTHROTTLED` / `ESME_RMSGQFUL`; doubles up to 60 s.
+    pub throttle_pause_ms: u64,
+}
+
+impl Default for SmppConfig {
+    fn default() -> Self {
+        Self {
+            system_type: String::new(),
+            bind_mode: "transceiver".to_owned(),
+            sessions: 1,
+            window: 64,
+            throughput: 0,
+            response_timeout_ms: 30_000,
+            enquire_link_secs: 30,
+            reconnect_max_secs: 60,
+            throttle_pause_ms: 1000,
+        }
+    }
+}
+
+/// Where and as whom to bind, from `smpp_url`.
+#[derive(Debug, Clone)]
+pub struct SmppTarget {
+    /// `host:port`.
+    pub addr: String,
+    pub system_id: String,
+    pub password: Secret,
+}
+
+impl SmppTarget {
+    /// Parses `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` (user and password optional and
+    /// percent-encoded; the port defaults to 2775).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url.strip_prefix("smpp://").ok_or("must start with smpp://")?;
+        let rest = rest.trim_end_matches('/');
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
+                None => (percent_decode(u)?, String::new()),
+            },
+            None => (String::new(), String::new()),
+        };
+        if hostport.is_empty() || hostport.contains('/') {
+            return Err("needs a host (and optional port)".to_owned());
+        }
+        let port = match hostport.strip_prefix('[') {
+            Some(v6) => v6.split_once("]:").map(|(_, p)| p),
+            None => hostport.rsplit_once(':').map(|(_, p)| p),
+        };
+        let addr = match port {
+            Some(p) => {
+                p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("port must be a number from 1 to 65535")?;
+                hostport.to_owned()
+            }
+            None => format!("{hostport}:2775"),
+        };
+        // SMPP 3.4 §4.1: system_id at most 15 octets, password at most 8.
+        if user.len() > 15 || password.len() > 8 {
+            return Err("system_id may have at most 15 characters and the password 8".to_owned());
+        }
+        Ok(Self { addr, system_id: user, password: Secret::new(password) })
+    }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).ok_or("bad percent-encoding")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "credentials must be UTF-8".to_owned())
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -123,6 +232,8 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
             sim: SimConfig::default(),
+            smpp_url: None,
+            smpp: SmppConfig::default(),
         }
     }
 }
@@ -189,6 +300,16 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sim.seed_numbers", KeyKind::Int),
     ("sim.number_prefix", KeyKind::Str),
     ("sim.delivery_delay_ms", KeyKind::Int),
+    ("smpp_url", KeyKind::Str),
+    ("smpp.system_type", KeyKind::Str),
+    ("smpp.bind_mode", KeyKind::Str),
+    ("smpp.sessions", KeyKind::Int),
+    ("smpp.window", KeyKind::Int),
+    ("smpp.throughput", KeyKind::Int),
+    ("smpp.response_timeout_ms", KeyKind::Int),
+    ("smpp.enquire_link_secs", KeyKind::Int),
+    ("smpp.reconnect_max_secs", KeyKind::Int),
+    ("smpp.throttle_pause_ms", KeyKind::Int),
 ];
 
 /// `sim.seed_numbers` -> `AGENTLINE_SIM_SEED_NUMBERS`.
@@ -296,6 +417,25 @@ impl Config {
         }
         if self.sim.seed_numbers > 9900 {
             return bad("sim.seed_numbers", "at most 9900 (suffixes 0100..9999)");
+        }
+        if let Some(url) = &self.smpp_url {
+            SmppTarget::parse(url.expose()).map_err(|reason| ConfigError::Value { key: "smpp_url", reason })?;
+        }
+        if !matches!(self.smpp.bind_mode.as_str(), "transceiver" | "split") {
+            return bad("smpp.bind_mode", "must be transceiver or split");
+        }
+        if !(1..=16).contains(&self.smpp.sessions) {
+            return bad("smpp.sessions", "must be from 1 to 16");
+        }
+        if !(1..=10_000).contains(&self.smpp.window) {
+            return bad("smpp.window", "must be from 1 to 10000");
+        }
+        if self.smpp.response_timeout_ms < 100 || self.smpp.enquire_link_secs == 0 || self.smpp.reconnect_max_secs == 0
+        {
+            return bad("smpp", "response_timeout_ms must be at least 100, the others at least 1");
+        }
+        if self.smpp.system_type.len() > 12 {
+            return bad("smpp.system_type", "at most 12 characters");
         }
         Ok(())
     }
@@ -434,6 +574,7 @@ mod tests {
             rpc_url: Some("http://x".to_owned()),
             relayer_key: Some(Secret::new("k")),
             facilitator_url: Some("http://x".to_owned()),
+            smpp_url: Some(Secret::new("smpp://a:b@h:1")),
             ..Config::default()
         })
         .expect("serializes");
@@ -470,5 +611,32 @@ mod tests {
         ] {
             assert!(Config::load(None, &env(&[(k, v)])).is_err(), "{k}={v} accepted");
         }
+    }
+
+    #[test]
+    fn smpp_urls() {
+        let t = SmppTarget::parse("smpp://agent:s%40cret@127.0.0.1:2775").expect("valid");
+        assert_eq!((t.addr.as_str(), t.system_id.as_str(), t.password.expose()), ("127.0.0.1:2775", "agent", "s@cret"));
+        let t = SmppTarget::parse("smpp://smsc.example.net").expect("valid");
+        assert_eq!((t.addr.as_str(), t.system_id.as_str()), ("smsc.example.net:2775", ""));
+        assert_eq!(SmppTarget::parse("smpp://u@[::1]:9000").expect("valid").addr, "[::1]:9000");
+        for bad in [
+            "http://h:1",
+            "smpp://",
+            "smpp://u:p@h:0",
+            "smpp://u:p@h:x",
+            "smpp://u:%zz@h",
+            "smpp://h/x",
+            "smpp://a_very_long_system_id:p@h",
+            "smpp://u:123456789@h",
+        ] {
+            assert!(SmppTarget::parse(bad).is_err(), "{bad}");
+        }
+        let env = HashMap::from([("AGENTLINE_SMPP_URL".to_owned(), "smpp://u:p@h:1".to_owned())]);
+        let c = Config::load(None, &env).expect("valid");
+        assert!(c.smpp_url.is_some());
+        assert!(!format!("{c:?}").contains("u:p@"), "the URL carries the password: never in Debug");
+        let env = HashMap::from([("AGENTLINE_SMPP_WINDOW".to_owned(), "0".to_owned())]);
+        assert!(Config::load(None, &env).is_err());
     }
 }

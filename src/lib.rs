@@ -58,6 +58,8 @@ pub enum StartError {
     Subscriptions(#[from] subscriptions::SubscriptionError),
     #[error("payments: {0}")]
     Payments(String),
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -93,13 +95,43 @@ pub fn payments_setup(config: &Config) -> Result<subscriptions::PaymentsSetup, S
     Ok(subscriptions::PaymentsSetup { terms, settlement, contract_wallets })
 }
 
+/// The SMPP binds `smpp_url` and `[smpp]` describe, or `None` for the simulated network.
+pub fn smpp_setup(config: &Config) -> Result<Option<telco::smpp::SmppSettings>, StartError> {
+    use telco::smpp::{BindKind, SessionSettings, SmppSettings};
+    let Some(url) = &config.smpp_url else { return Ok(None) };
+    let target = config::SmppTarget::parse(url.expose()).map_err(StartError::Config)?;
+    let c = &config.smpp;
+    let session = |bind| SessionSettings {
+        addr: target.addr.clone(),
+        system_id: target.system_id.clone(),
+        password: target.password.clone(),
+        system_type: c.system_type.clone(),
+        bind,
+        window: c.window as usize,
+        response_timeout: Duration::from_millis(c.response_timeout_ms),
+        enquire_link_interval: Duration::from_secs(c.enquire_link_secs),
+        reconnect_min: Duration::from_secs(1).min(Duration::from_secs(c.reconnect_max_secs)),
+        reconnect_max: Duration::from_secs(c.reconnect_max_secs),
+    };
+    let kinds: &[BindKind] =
+        if c.bind_mode == "split" { &[BindKind::Transmitter, BindKind::Receiver] } else { &[BindKind::Transceiver] };
+    let sessions = (0..c.sessions).flat_map(|_| kinds.iter().map(|&k| session(k))).collect();
+    Ok(Some(SmppSettings {
+        sessions,
+        throughput: (c.throughput > 0).then_some(c.throughput),
+        throttle_pause: Duration::from_millis(c.throttle_pause_ms),
+    }))
+}
+
 /// The assembled service: state, router and the background tasks it owns.
 pub struct App {
     state: api::AppState,
     shutdown: watch::Sender<bool>,
     sms_tasks: SmsTasks,
     writer_task: JoinHandle<()>,
-    sim_worker: JoinHandle<()>,
+    /// Stops the network's own tasks (SMPP binds), once the SMS service has drained.
+    network_stop: watch::Sender<bool>,
+    network_tasks: Vec<JoinHandle<()>>,
     recycler: JoinHandle<()>,
 }
 
@@ -135,27 +167,36 @@ impl App {
         if subscriptions.settlement_name() == "none" {
             tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
         }
-        // No carrier configured: the simulated network, with its fictional pool.
-        let seeded = subscriptions
-            .seed_if_empty(&telco::sim::seed_numbers(&config.sim.number_prefix, config.sim.seed_numbers))
-            .await?;
-        if seeded > 0 {
-            tracing::info!(count = seeded, "seeded the pool with simulator numbers");
+        let smpp = smpp_setup(&config)?;
+        // No carrier configured: the simulated network, with its fictional pool. With a carrier
+        // the pool holds only the numbers the operator imported.
+        if smpp.is_none() {
+            let seeded = subscriptions
+                .seed_if_empty(&telco::sim::seed_numbers(&config.sim.number_prefix, config.sim.seed_numbers))
+                .await?;
+            if seeded > 0 {
+                tracing::info!(count = seeded, "seeded the pool with simulator numbers");
+            }
         }
         subscriptions.load_directory().await?;
-        let directory = subscriptions.directory();
-        let on_net: telco::sim::OnNet = Arc::new(move |n| directory.contains(n.as_str()));
         let (events_tx, events_rx) = mpsc::channel(telco::SMS_EVENT_QUEUE);
-        let (sim, sim_worker) = SimNetwork::new(events_tx, on_net, Duration::from_millis(config.sim.delivery_delay_ms));
-        let (sms, sms_tasks) = SmsService::start(
-            store.clone(),
-            writer,
-            Arc::new(sim),
-            events_rx,
-            hub,
-            metrics.clone(),
-            shutdown_rx.clone(),
-        );
+        let (network_stop, network_stop_rx) = watch::channel(false);
+        let (network, network_tasks): (Arc<dyn telco::SmsNetwork>, Vec<JoinHandle<()>>) = match smpp {
+            Some(settings) => {
+                tracing::info!(binds = settings.sessions.len(), "SMS over SMPP");
+                let (network, tasks) = telco::smpp::SmppNetwork::start(settings, events_tx, network_stop_rx);
+                (network, tasks)
+            }
+            None => {
+                let directory = subscriptions.directory();
+                let on_net: telco::sim::OnNet = Arc::new(move |n| directory.contains(n.as_str()));
+                let delay = Duration::from_millis(config.sim.delivery_delay_ms);
+                let (sim, worker) = SimNetwork::new(events_tx, on_net, delay);
+                (Arc::new(sim), vec![worker])
+            }
+        };
+        let (sms, sms_tasks) =
+            SmsService::start(store.clone(), writer, network, events_rx, hub, metrics.clone(), shutdown_rx.clone());
         let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
 
         let public_url = config.public_base_url();
@@ -170,7 +211,7 @@ impl App {
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
         };
-        Ok(Self { state, shutdown, sms_tasks, writer_task, sim_worker, recycler })
+        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, recycler })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -201,14 +242,18 @@ impl App {
     /// Signals shutdown and joins every background task.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let Self { state, sms_tasks, writer_task, sim_worker, recycler, .. } = self;
+        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, recycler, .. } = self;
         let store = state.store.clone();
         drop(state);
         let joined = tokio::time::timeout(DRAIN_TIMEOUT, async {
             sms_tasks.join().await;
+            // Submissions and inbound commits are done: now the binds may unbind.
+            let _ = network_stop.send(true);
+            for task in network_tasks {
+                let _ = task.await;
+            }
             let _ = recycler.await;
             let _ = writer_task.await;
-            let _ = sim_worker.await;
         })
         .await;
         if joined.is_err() {

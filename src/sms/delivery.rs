@@ -1,10 +1,14 @@
 //! The delivery tracker: one task that turns what the network reports into message states.
 //!
-//! - Acks from the dispatcher record `sent` with the carrier id.
-//! - Receipts move a message to `delivered` or `failed`. A receipt is matched through the
-//!   in-memory map of messages in flight; if it names an unknown carrier id it is tried against
-//!   the table (a message sent before a restart), and if that finds nothing it is parked until
-//!   the ack arrives: SMSCs can send the receipt before we have processed `submit_sm_resp`.
+//! - Acks from the dispatcher record `sent` with the carrier id (the first part's, for a
+//!   multipart message; every part's id is remembered in memory).
+//! - Receipts move a message to `delivered` once every part is delivered, or to `failed` when
+//!   one part fails; a failure the network calls retryable sends the message again (back to
+//!   `queued`) while it has attempts left. A receipt is matched through the in-memory map of
+//!   parts in flight (by its id, then by the id read in the other base); if it names an unknown
+//!   carrier id it is tried against the table (a message sent before a restart), and if that
+//!   finds nothing it is parked until the ack arrives: SMSCs can send the receipt before we have
+//!   processed `submit_sm_resp`.
 //! - Inbound messages are committed, then acknowledged to the network, then the owner's
 //!   waiting long-polls are woken.
 //!
@@ -17,11 +21,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::dispatcher::MAX_ATTEMPTS;
 use super::{BoundedTasks, new_message_id};
 use crate::clock;
 use crate::events::InboxHub;
 use crate::metrics::Metrics;
-use crate::store::{InboundInsert, MessageWriter, StatusChange, StatusKey, StatusTarget};
+use crate::store::{InboundInsert, InboundOutcome, InboundPart, MessageWriter, StatusChange, StatusKey, StatusTarget};
 use crate::telco::{DeliveryReceipt, InboundDisposition, InboundSms, ReceiptState, SmsEvent};
 
 /// Tracker messages queued at most.
@@ -40,8 +45,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 pub enum TrackerMsg {
     Acked {
         id: i64,
-        carrier_id: String,
+        /// One per receipt to expect; never empty.
+        carrier_ids: Vec<String>,
         segments: u32,
+        /// This submission's attempt number (1-based).
+        attempt: i64,
     },
     /// A receipt whose carrier id matched no row in the table.
     Unmatched(DeliveryReceipt),
@@ -54,8 +62,19 @@ pub(super) struct Tracker {
     pub inbound_tasks: BoundedTasks,
     /// For re-injecting unmatched receipts.
     pub self_tx: mpsc::Sender<TrackerMsg>,
+    /// Carrier id of a part in flight -> its message row.
     in_flight: HashMap<String, (i64, Instant)>,
+    /// Messages in flight: what their parts still owe.
+    rows: HashMap<i64, InFlight>,
     parked: HashMap<String, (DeliveryReceipt, Instant)>,
+}
+
+struct InFlight {
+    carrier_ids: Vec<String>,
+    /// Parts not yet reported delivered.
+    remaining: usize,
+    attempt: i64,
+    since: Instant,
 }
 
 impl Tracker {
@@ -72,6 +91,7 @@ impl Tracker {
             inbound_tasks: BoundedTasks::new(MAX_INBOUND_IN_FLIGHT),
             self_tx,
             in_flight: HashMap::new(),
+            rows: HashMap::new(),
             parked: HashMap::new(),
         }
     }
@@ -104,21 +124,34 @@ impl Tracker {
 
     async fn on_msg(&mut self, msg: TrackerMsg) {
         match msg {
-            TrackerMsg::Acked { id, carrier_id, segments } => {
-                self.change(StatusKey::Id(id), StatusTarget::Sent, Some(carrier_id.clone()), Some(segments), None)
-                    .await;
-                if let Some((receipt, _)) = self.parked.remove(&carrier_id) {
-                    self.apply_receipt(StatusKey::Id(id), &receipt).await;
-                } else if self.in_flight.len() < MAX_IN_FLIGHT {
-                    self.in_flight.insert(carrier_id, (id, Instant::now()));
+            TrackerMsg::Acked { id, carrier_ids, segments, attempt } => {
+                let first = carrier_ids.first().cloned();
+                self.change(StatusKey::Id(id), StatusTarget::Sent, first, Some(segments), None).await;
+                if self.rows.len() >= MAX_IN_FLIGHT {
+                    return; // receipts will be matched through the table
+                }
+                let parts = carrier_ids.len();
+                self.rows.insert(id, InFlight { carrier_ids, remaining: parts, attempt, since: Instant::now() });
+                for k in 0..parts {
+                    let Some(cid) = self.rows.get(&id).and_then(|r| r.carrier_ids.get(k)).cloned() else { return };
+                    match self.take_parked(&cid) {
+                        Some(receipt) => self.on_part_receipt(id, &receipt).await,
+                        None => {
+                            self.in_flight.insert(cid, (id, Instant::now()));
+                        }
+                    }
                 }
             }
             TrackerMsg::Unmatched(receipt) => {
                 // The ack may have arrived while the table lookup ran.
-                if let Some((id, _)) = self.in_flight.remove(&receipt.carrier_id) {
-                    self.apply_receipt(StatusKey::Id(id), &receipt).await;
+                if let Some(id) = self.take_in_flight(&receipt) {
+                    self.on_part_receipt(id, &receipt).await;
                 } else if self.parked.len() < MAX_PARKED {
-                    self.parked.insert(receipt.carrier_id.clone(), (receipt, Instant::now()));
+                    let now = Instant::now();
+                    if let Some(alt) = &receipt.alternate_id {
+                        self.parked.insert(alt.clone(), (receipt.clone(), now));
+                    }
+                    self.parked.insert(receipt.carrier_id.clone(), (receipt, now));
                 } else {
                     tracing::warn!(carrier_id = %receipt.carrier_id, "receipt for an unknown message dropped");
                 }
@@ -126,12 +159,31 @@ impl Tracker {
         }
     }
 
+    /// Removes and answers the row of the part a receipt names, by its id or its alternate.
+    fn take_in_flight(&mut self, receipt: &DeliveryReceipt) -> Option<i64> {
+        if let Some((id, _)) = self.in_flight.remove(&receipt.carrier_id) {
+            return Some(id);
+        }
+        receipt.alternate_id.as_ref().and_then(|alt| self.in_flight.remove(alt)).map(|(id, _)| id)
+    }
+
+    /// A parked receipt for `carrier_id`, under whichever of its two ids it was parked.
+    fn take_parked(&mut self, carrier_id: &str) -> Option<DeliveryReceipt> {
+        let (receipt, _) = self.parked.remove(carrier_id)?;
+        let other =
+            if receipt.carrier_id == carrier_id { receipt.alternate_id.as_deref() } else { Some(&*receipt.carrier_id) };
+        if let Some(other) = other {
+            self.parked.remove(other);
+        }
+        Some(receipt)
+    }
+
     async fn on_receipt(&mut self, receipt: DeliveryReceipt) {
         if receipt.state == ReceiptState::Enroute {
             return;
         }
-        if let Some((id, _)) = self.in_flight.remove(&receipt.carrier_id) {
-            self.apply_receipt(StatusKey::Id(id), &receipt).await;
+        if let Some(id) = self.take_in_flight(&receipt) {
+            self.on_part_receipt(id, &receipt).await;
             return;
         }
         // Not in memory: try the table off this task; park it if nothing matches.
@@ -148,6 +200,32 @@ impl Tracker {
                 }
             })
             .await;
+    }
+
+    /// One part's receipt: the message is delivered when its last part is, failed (or sent
+    /// again) as soon as one part fails.
+    async fn on_part_receipt(&mut self, id: i64, receipt: &DeliveryReceipt) {
+        let Some(row) = self.rows.get_mut(&id) else {
+            // Already settled (another part failed): nothing more to record.
+            return;
+        };
+        if receipt.state == ReceiptState::Delivered {
+            row.remaining = row.remaining.saturating_sub(1);
+            if row.remaining > 0 {
+                return;
+            }
+        }
+        let Some(row) = self.rows.remove(&id) else { return };
+        for cid in &row.carrier_ids {
+            self.in_flight.remove(cid);
+        }
+        if receipt.state == ReceiptState::Failed && receipt.retryable && row.attempt < MAX_ATTEMPTS {
+            tracing::info!(id, attempt = row.attempt, code = ?receipt.error_code, "delivery failed; sending again");
+            let error_code = receipt.error_code.map(i64::from);
+            self.change(StatusKey::Id(id), StatusTarget::Resubmit, None, None, error_code).await;
+            return;
+        }
+        self.apply_receipt(StatusKey::Id(id), receipt).await;
     }
 
     async fn apply_receipt(&mut self, key: StatusKey, receipt: &DeliveryReceipt) {
@@ -188,6 +266,7 @@ impl Tracker {
     fn sweep(&mut self) {
         self.parked.retain(|_, (_, at)| at.elapsed() < PARK_TTL);
         self.in_flight.retain(|_, (_, at)| at.elapsed() < IN_FLIGHT_TTL);
+        self.rows.retain(|_, row| row.since.elapsed() < IN_FLIGHT_TTL);
     }
 }
 
@@ -224,10 +303,16 @@ async fn store_inbound(writer: MessageWriter, hub: Arc<InboxHub>, metrics: Arc<M
         carrier_id: sms.carrier_id,
         received_at_ms: sms.received_at_ms,
         now_ms,
+        part: sms.part.map(|p| InboundPart {
+            reference: i64::from(p.reference),
+            total: i64::from(p.total),
+            seq: i64::from(p.seq),
+        }),
     };
     let (disposition, owner) = match writer.insert_inbound(row).await {
-        Ok(Some((_, owner))) => (InboundDisposition::Stored, Some((owner, Instant::now()))),
-        Ok(None) => (InboundDisposition::UnknownDestination, None),
+        Ok(InboundOutcome::Stored { owner, .. }) => (InboundDisposition::Stored, Some((owner, Instant::now()))),
+        Ok(InboundOutcome::PartStored) => (InboundDisposition::Stored, None),
+        Ok(InboundOutcome::NotOurs) => (InboundDisposition::UnknownDestination, None),
         Err(err) => {
             tracing::error!(error = %err, "inbound message not stored");
             (InboundDisposition::TemporaryFailure, None)

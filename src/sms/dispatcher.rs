@@ -6,6 +6,7 @@
 //! scan of `queued` rows is the safety net for hints that did not fit, retries, and restarts.
 //! Throttling pauses and resubmits without counting an attempt; a transient rejection goes
 //! back to `queued` until [`MAX_ATTEMPTS`]; a response timeout leaves the message `unknown`.
+//! While the network reports its link down, messages stay `queued` and spend no attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::clock;
 use crate::e164::E164;
 use crate::metrics::Metrics;
 use crate::store::{MessageWriter, PendingOutbound, StatusChange, StatusKey, StatusTarget, Store};
-use crate::telco::{OutboundSms, SmsNetwork, SubmitError};
+use crate::telco::{LinkState, OutboundSms, SmsNetwork, SubmitError};
 
 /// Hints queued at most; beyond it the scan picks messages up.
 pub const DISPATCH_QUEUE: usize = 16_384;
@@ -102,6 +103,13 @@ impl Dispatcher {
     }
 
     async fn dispatch(&self, batch: &mut Vec<PendingOutbound>) {
+        if let LinkState::Down { reason } = self.network.link_state() {
+            // Left `queued`: the scan offers them again once the link is back, and no attempt is
+            // spent on a link known to be down.
+            tracing::debug!(%reason, count = batch.len(), "network down; messages stay queued");
+            batch.clear();
+            return;
+        }
         let ids: Vec<i64> = batch.iter().map(|m| m.id).collect();
         let moved = match self.writer.mark_sending(ids, clock::now_ms()).await {
             Ok(moved) => moved,
@@ -150,8 +158,12 @@ impl Submission {
             match self.network.submit(sms.clone()).await {
                 Ok(ack) => {
                     self.metrics.message("outbound", "sent");
-                    let acked =
-                        TrackerMsg::Acked { id: self.msg.id, carrier_id: ack.carrier_id, segments: ack.segments };
+                    let acked = TrackerMsg::Acked {
+                        id: self.msg.id,
+                        carrier_ids: ack.carrier_ids,
+                        segments: ack.segments,
+                        attempt: self.attempt,
+                    };
                     if self.tracker.send(acked).await.is_err() {
                         tracing::warn!(id = self.msg.id, "delivery tracker stopped; ack not recorded");
                     }
@@ -165,7 +177,7 @@ impl Submission {
                     self.finish(StatusTarget::Failed, Some(i64::from(code))).await;
                     return;
                 }
-                Err(err @ (SubmitError::Rejected { .. } | SubmitError::Unavailable)) => {
+                Err(err @ (SubmitError::Rejected { .. } | SubmitError::Unavailable | SubmitError::Interrupted)) => {
                     if self.attempt >= MAX_ATTEMPTS {
                         tracing::info!(id = self.msg.id, error = %err, "giving up after {MAX_ATTEMPTS} attempts");
                         self.finish(StatusTarget::Failed, None).await;

@@ -26,7 +26,10 @@ pub use messages::{
 };
 pub use payments::{EarlierPayment, NewPayment, Purchase, Reservation, UnsettledPayment};
 pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, PoolCounts, SubscriptionSource};
-pub use writer::{InboundInsert, MessageWriter, OutboundInsert, StatusChange, StatusKey, StatusTarget, WriterStopped};
+pub use writer::{
+    InboundInsert, InboundOutcome, InboundPart, MessageWriter, OutboundInsert, StatusChange, StatusKey, StatusTarget,
+    WriterStopped,
+};
 
 static MIGRATE_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
 static MIGRATE_POSTGRES: Migrator = sqlx::migrate!("migrations/postgres");

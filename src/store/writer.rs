@@ -44,6 +44,28 @@ pub struct InboundInsert {
     pub carrier_id: Option<String>,
     pub received_at_ms: i64,
     pub now_ms: i64,
+    /// Set for one part of a concatenated message.
+    pub part: Option<InboundPart>,
+}
+
+/// Where a part sits in its concatenated message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundPart {
+    pub reference: i64,
+    pub total: i64,
+    /// 1-based.
+    pub seq: i64,
+}
+
+/// What storing an inbound message (or part) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InboundOutcome {
+    /// The number is not assigned to anyone: nothing stored.
+    NotOurs,
+    /// A part was stored (or was already there); the message is not complete yet.
+    PartStored,
+    /// The message (or the last part, completing it) is stored as row `id` for `owner`.
+    Stored { id: i64, owner: i64 },
 }
 
 /// Where an outbound message moves. Transitions are monotonic: each target names the states
@@ -56,6 +78,8 @@ pub enum StatusTarget {
     Failed,
     /// A transient failure: back to `queued` for another attempt.
     Retry,
+    /// A failed receipt that another attempt may cure: `sent` back to `queued`.
+    Resubmit,
     /// The network may or may not have taken it (a response timeout): never resent blindly.
     Unknown,
 }
@@ -85,7 +109,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum Job {
     Outbound(OutboundInsert, Reply<i64>),
-    Inbound(InboundInsert, Reply<Option<(i64, i64)>>),
+    Inbound(InboundInsert, Reply<InboundOutcome>),
     /// `queued` -> `sending` for these ids; answers the ids that moved.
     MarkSending(Vec<i64>, i64, Reply<Vec<i64>>),
     Status(StatusChange, Option<Reply<u64>>),
@@ -110,9 +134,9 @@ impl MessageWriter {
         self.call(|reply| Job::Outbound(row, reply)).await
     }
 
-    /// Inserts an inbound message; answers `(id, owner)` once committed, or `None` when the
-    /// number is not assigned to anyone.
-    pub async fn insert_inbound(&self, row: InboundInsert) -> Result<Option<(i64, i64)>, StoreError> {
+    /// Inserts an inbound message, or stores one part and joins the message once every part is
+    /// in; answers once committed.
+    pub async fn insert_inbound(&self, row: InboundInsert) -> Result<InboundOutcome, StoreError> {
         self.call(|reply| Job::Inbound(row, reply)).await
     }
 
@@ -166,7 +190,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
 /// What a job produced, in job order.
 enum Outcome {
     Id(i64),
-    Inbound(Option<(i64, i64)>),
+    Inbound(InboundOutcome),
     Ids(Vec<i64>),
     Rows(u64),
 }
@@ -231,24 +255,10 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
     for (i, job) in batch.iter().enumerate() {
         let outcome = match job {
             Job::Outbound(..) => continue,
-            Job::Inbound(row, _) => Outcome::Inbound(
-                sqlx::query_as::<_, (i64, i64)>(
-                    "INSERT INTO messages (message_id, owner, number, direction, peer, body, status, carrier_id, \
-                     created_at, updated_at, received_at) \
-                     SELECT $1, n.subscription_id, n.e164, 'received', $2, $3, NULL, $4, $5, $5, $6 \
-                     FROM numbers n WHERE n.e164 = $7 AND n.state = 'assigned' AND n.subscription_id IS NOT NULL \
-                     RETURNING id, owner",
-                )
-                .bind(&row.message_id)
-                .bind(&row.from)
-                .bind(&row.body)
-                .bind(&row.carrier_id)
-                .bind(row.now_ms)
-                .bind(row.received_at_ms)
-                .bind(&row.to)
-                .fetch_optional(&mut *tx)
-                .await?,
-            ),
+            Job::Inbound(row, _) => Outcome::Inbound(match row.part {
+                None => insert_inbound(&mut tx, row, &row.body).await?,
+                Some(part) => insert_inbound_part(&mut tx, row, part).await?,
+            }),
             Job::MarkSending(ids, at_ms, _) => {
                 let mut moved = Vec::with_capacity(ids.len());
                 for chunk in ids.chunks(INSERT_CHUNK) {
@@ -281,9 +291,14 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
 
     // Status changes by id, one multi-row UPDATE per target. Transitions are monotonic, so
     // applying the targets in this fixed order gives the same result as arrival order.
-    for target in
-        [StatusTarget::Sent, StatusTarget::Delivered, StatusTarget::Failed, StatusTarget::Retry, StatusTarget::Unknown]
-    {
+    for target in [
+        StatusTarget::Sent,
+        StatusTarget::Delivered,
+        StatusTarget::Failed,
+        StatusTarget::Resubmit,
+        StatusTarget::Retry,
+        StatusTarget::Unknown,
+    ] {
         let group: Vec<(usize, i64, &StatusChange)> = batch
             .iter()
             .enumerate()
@@ -312,7 +327,7 @@ impl StatusTarget {
             Self::Sent => "sent",
             Self::Delivered => "delivered",
             Self::Failed => "failed",
-            Self::Retry => "queued",
+            Self::Retry | Self::Resubmit => "queued",
             Self::Unknown => "unknown",
         }
     }
@@ -323,8 +338,89 @@ impl StatusTarget {
             Self::Sent => "('queued', 'sending', 'unknown')",
             Self::Delivered | Self::Failed => "('queued', 'sending', 'sent', 'unknown')",
             Self::Retry | Self::Unknown => "('sending')",
+            Self::Resubmit => "('sent')",
         }
     }
+}
+
+async fn insert_inbound(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    row: &InboundInsert,
+    body: &str,
+) -> Result<InboundOutcome, sqlx::Error> {
+    let stored = sqlx::query_as::<_, (i64, i64)>(
+        "INSERT INTO messages (message_id, owner, number, direction, peer, body, status, carrier_id, \
+         created_at, updated_at, received_at) \
+         SELECT $1, n.subscription_id, n.e164, 'received', $2, $3, NULL, $4, $5, $5, $6 \
+         FROM numbers n WHERE n.e164 = $7 AND n.state = 'assigned' AND n.subscription_id IS NOT NULL \
+         RETURNING id, owner",
+    )
+    .bind(&row.message_id)
+    .bind(&row.from)
+    .bind(body)
+    .bind(&row.carrier_id)
+    .bind(row.now_ms)
+    .bind(row.received_at_ms)
+    .bind(&row.to)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(stored.map_or(InboundOutcome::NotOurs, |(id, owner)| InboundOutcome::Stored { id, owner }))
+}
+
+/// Stores one part; when that completes the set, joins the parts in order into one message and
+/// deletes them, all in the caller's transaction.
+async fn insert_inbound_part(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    row: &InboundInsert,
+    part: InboundPart,
+) -> Result<InboundOutcome, sqlx::Error> {
+    let assigned = sqlx::query_scalar::<_, i64>(
+        "SELECT 1 FROM numbers WHERE e164 = $1 AND state = 'assigned' AND subscription_id IS NOT NULL",
+    )
+    .bind(&row.to)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if assigned.is_none() {
+        return Ok(InboundOutcome::NotOurs);
+    }
+    sqlx::query(
+        "INSERT INTO inbound_parts (number, sender, reference, total, seq, body, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (number, sender, reference, total, seq) DO NOTHING",
+    )
+    .bind(&row.to)
+    .bind(&row.from)
+    .bind(part.reference)
+    .bind(part.total)
+    .bind(part.seq)
+    .bind(&row.body)
+    .bind(row.received_at_ms)
+    .execute(&mut **tx)
+    .await?;
+    let parts = sqlx::query_as::<_, (String, i64)>(
+        "SELECT body, received_at FROM inbound_parts \
+         WHERE number = $1 AND sender = $2 AND reference = $3 AND total = $4 ORDER BY seq",
+    )
+    .bind(&row.to)
+    .bind(&row.from)
+    .bind(part.reference)
+    .bind(part.total)
+    .fetch_all(&mut **tx)
+    .await?;
+    if (parts.len() as i64) < part.total {
+        return Ok(InboundOutcome::PartStored);
+    }
+    let body: String = parts.iter().map(|(b, _)| b.as_str()).collect();
+    let first_received = parts.iter().map(|(_, at)| *at).min().unwrap_or(row.received_at_ms);
+    let whole = InboundInsert { received_at_ms: first_received, ..row.clone() };
+    let outcome = insert_inbound(tx, &whole, &body).await?;
+    sqlx::query("DELETE FROM inbound_parts WHERE number = $1 AND sender = $2 AND reference = $3 AND total = $4")
+        .bind(&row.to)
+        .bind(&row.from)
+        .bind(part.reference)
+        .bind(part.total)
+        .execute(&mut **tx)
+        .await?;
+    Ok(outcome)
 }
 
 /// One status change keyed by carrier id (a receipt for a message not in memory).

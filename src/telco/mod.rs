@@ -35,8 +35,9 @@ pub struct OutboundSms {
 /// The network took the message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubmitAck {
-    /// The id the network will use in its receipts.
-    pub carrier_id: String,
+    /// The ids the network will use in its receipts, one per receipt to expect (one per part on
+    /// SMPP, one per message on the simulator); never empty, in canonical form.
+    pub carrier_ids: Vec<String>,
     /// Parts the message was sent as.
     pub segments: u32,
 }
@@ -52,6 +53,9 @@ pub enum SubmitError {
     /// No link to the network; nothing was sent.
     #[error("network unavailable")]
     Unavailable,
+    /// The link dropped before the network answered; it most likely did not take the message.
+    #[error("the link to the network dropped before it answered")]
+    Interrupted,
     /// No answer in time: the message may or may not have been taken. Never resend blindly.
     #[error("no response from the network within {timeout:?}")]
     Ambiguous { timeout: Duration },
@@ -68,9 +72,23 @@ pub enum ReceiptState {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryReceipt {
+    /// Canonical form, as in [`SubmitAck::carrier_ids`].
     pub carrier_id: String,
+    /// The same id read in another base (SMSCs mix hex and decimal); tried when `carrier_id`
+    /// matches nothing.
+    pub alternate_id: Option<String>,
     pub state: ReceiptState,
     pub error_code: Option<u32>,
+    /// For `Failed`: another attempt may succeed (the handset was unreachable), so the message
+    /// is resubmitted while it has attempts left.
+    pub retryable: bool,
+}
+
+impl DeliveryReceipt {
+    /// A receipt with no alternate id and no retry, as the simulator sends.
+    pub fn new(carrier_id: String, state: ReceiptState, error_code: Option<u32>) -> Self {
+        Self { carrier_id, alternate_id: None, state, error_code, retryable: false }
+    }
 }
 
 /// What the SMS service did with an inbound message; networks map it to their ack.
@@ -84,6 +102,16 @@ pub enum InboundDisposition {
     TemporaryFailure,
 }
 
+/// One part of a concatenated inbound message; parts are stored as they come and joined once
+/// all `total` are in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmsPart {
+    pub reference: u16,
+    pub total: u8,
+    /// 1-based.
+    pub seq: u8,
+}
+
 #[derive(Debug)]
 pub struct InboundSms {
     /// The sender as the network gave it: an E.164 number, a short code or an alphanumeric id.
@@ -92,6 +120,8 @@ pub struct InboundSms {
     pub body: String,
     pub carrier_id: Option<String>,
     pub received_at_ms: i64,
+    /// Set when this is one part of a concatenated message.
+    pub part: Option<SmsPart>,
     pub ack: oneshot::Sender<InboundDisposition>,
 }
 

@@ -283,6 +283,12 @@ impl ServeProcess {
         assert!(status.is_ok_and(|s| s.success()), "kill -TERM");
     }
 
+    /// Sends SIGKILL: no shutdown, no flush, nothing answered.
+    pub fn kill(&self) {
+        let status = std::process::Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -KILL");
+    }
+
     /// Waits for the process to exit: its status and the rest of its log.
     pub fn wait(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let status = self.child.wait().expect("exit status");

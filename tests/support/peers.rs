@@ -203,3 +203,85 @@ impl Drop for FacilitatorPeer {
         let _ = self.child.wait();
     }
 }
+
+/// The SMSC simulator (`tests/peers/smsc.mjs`, node-smpp): an independent carrier SMSC on
+/// 127.0.0.1 with a JSON control API. Killed on drop.
+pub struct Smsc {
+    child: Child,
+    pub smpp_port: u16,
+    pub control: String,
+    http: reqwest::Client,
+}
+
+impl Smsc {
+    /// Starts the simulator; `args` are its switches as flags (e.g. `--dlr-first`).
+    pub fn start(args: &[&str]) -> Self {
+        use std::io::{BufRead, BufReader};
+        ensure_installed();
+        let mut child = Command::new("node")
+            .args(["smsc.mjs", "--port", "0", "--control-port", "0", "--exit-on-stdin-close"])
+            .args(args)
+            .current_dir(peers_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("SMSC simulator starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("the simulator prints its ports");
+        let ports: Value = serde_json::from_str(line.trim()).expect("json line");
+        let smpp_port = ports["smpp"].as_u64().expect("smpp port") as u16;
+        let control = format!("http://127.0.0.1:{}", ports["control"].as_u64().expect("control port"));
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().expect("client");
+        Self { child, smpp_port, control, http }
+    }
+
+    /// `smpp://agent:secret@127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("smpp://agent:secret@127.0.0.1:{}", self.smpp_port)
+    }
+
+    pub async fn state(&self) -> Value {
+        self.http.get(format!("{}/state", self.control)).send().await.expect("GET /state").json().await.expect("json")
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let resp = self.http.post(format!("{}{path}", self.control)).json(body).send().await.expect("POST");
+        assert!(resp.status().is_success(), "SMSC control {path}: {}", resp.status());
+        resp.json().await.expect("json")
+    }
+
+    pub async fn config(&self, switches: Value) -> Value {
+        self.post("/config", &switches).await
+    }
+
+    /// Injects one MO (`{from, to, text, parts?, udh16?, sar?, order?, data_coding?}`); its id.
+    pub async fn mo(&self, spec: Value) -> u64 {
+        self.post("/mo", &spec).await["id"].as_u64().expect("mo id")
+    }
+
+    pub async fn mo_burst(&self, spec: Value) -> Value {
+        self.post("/mo-burst", &spec).await
+    }
+
+    pub async fn drop_connections(&self) -> u64 {
+        self.post("/drop", &serde_json::json!({})).await["dropped"].as_u64().expect("dropped")
+    }
+
+    /// Waits until counter `key` (or `bound`) reaches `n`; panics after 60 s.
+    pub async fn wait(&self, key: &str, n: u64) {
+        let resp =
+            self.http.get(format!("{}/wait?{key}={n}&timeout_ms=60000", self.control)).send().await.expect("GET /wait");
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        assert!(status.is_success(), "SMSC never reached {key} >= {n}: {body}");
+    }
+}
+
+impl Drop for Smsc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -57,7 +57,7 @@ impl SimNetwork {
 async fn emit_receipts(mut rx: mpsc::Receiver<(Instant, String)>, events: mpsc::Sender<SmsEvent>) {
     while let Some((due, carrier_id)) = rx.recv().await {
         tokio::time::sleep_until(due).await;
-        let receipt = DeliveryReceipt { carrier_id, state: ReceiptState::Delivered, error_code: None };
+        let receipt = DeliveryReceipt::new(carrier_id, ReceiptState::Delivered, None);
         if events.send(SmsEvent::Receipt(receipt)).await.is_err() {
             return;
         }
@@ -82,13 +82,14 @@ impl SmsNetwork for SimNetwork {
                     body: sms.body,
                     carrier_id: Some(carrier_id.clone()),
                     received_at_ms: crate::clock::now_ms(),
+                    part: None,
                     ack,
                 };
                 self.events.send(SmsEvent::Inbound(inbound)).await.map_err(|_| SubmitError::Unavailable)?;
             }
             let due = Instant::now() + self.delivery_delay;
             self.receipts.send((due, carrier_id.clone())).await.map_err(|_| SubmitError::Unavailable)?;
-            Ok(SubmitAck { carrier_id, segments })
+            Ok(SubmitAck { carrier_ids: vec![carrier_id], segments })
         })
     }
 
@@ -133,18 +134,18 @@ mod tests {
             Some(SmsEvent::Inbound(m)) => {
                 assert_eq!(m.from, "+12025550100");
                 assert_eq!(m.to.as_str(), "+12025550101");
-                assert_eq!(m.carrier_id.as_deref(), Some(ack.carrier_id.as_str()));
+                assert_eq!(m.carrier_id.as_deref(), Some(ack.carrier_ids[0].as_str()));
             }
             other => panic!("expected inbound, got {other:?}"),
         }
         // Off-net: a receipt only, no inbound.
         match rx.recv().await {
-            Some(SmsEvent::Receipt(r)) => assert_eq!(r.carrier_id, off_net.carrier_id),
+            Some(SmsEvent::Receipt(r)) => assert_eq!(r.carrier_id, off_net.carrier_ids[0]),
             other => panic!("expected the off-net receipt, got {other:?}"),
         }
         match rx.recv().await {
             Some(SmsEvent::Receipt(r)) => {
-                assert_eq!(r.carrier_id, ack.carrier_id);
+                assert_eq!(r.carrier_id, ack.carrier_ids[0]);
                 assert_eq!(r.state, ReceiptState::Delivered);
                 assert!(started.elapsed() >= Duration::from_millis(200));
             }

@@ -1,0 +1,457 @@
+//! One SMPP bind to an SMSC, owned by one task for its whole life: connect, bind, serve, and on
+//! any failure close the socket, fail what was outstanding and redial with exponential backoff and
+//! jitter (1 s doubling to the configured cap), so a flapping link never stacks binds at the SMSC.
+//!
+//! - Requests (`submit_sm`) go through [`Session::request`]: a window permit bounds the requests
+//!   outstanding, a sequence number (1..=0x7FFFFFFF, wrapping) keys the response, and a response
+//!   timeout turns silence into [`RequestError::Timeout`], which callers must treat as ambiguous.
+//! - Frames are written by a writer task fed by a bounded queue and flushed when the queue runs dry,
+//!   so a burst shares system calls; the reader answers `enquire_link`, routes responses and
+//!   `generic_nack` to their requests and hands `deliver_sm` to the [`DeliverHandler`] with a
+//!   [`Responder`] for the `deliver_sm_resp`, which the handler sends when it is safe to.
+//! - `enquire_link` goes out every interval; a missing answer within the response timeout closes
+//!   the link. A PDU that cannot be framed closes the link; one that frames but does not decode is
+//!   answered with `generic_nack`.
+//! - On shutdown the session sends `unbind`, waits (bounded) for `unbind_resp`, then closes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::pdu::{self, Bind, Body, CommandId, Header, Pdu, PduError, status};
+use crate::BoxFuture;
+use crate::config::Secret;
+use crate::telco::LinkState;
+
+/// Largest sequence number (§3.2); the next one wraps to 1.
+const MAX_SEQUENCE: u32 = 0x7FFF_FFFF;
+/// Bytes read from the socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// How long shutdown waits for `unbind_resp`.
+const UNBIND_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindKind {
+    Transceiver,
+    Transmitter,
+    Receiver,
+}
+
+impl BindKind {
+    fn command(self) -> CommandId {
+        match self {
+            Self::Transceiver => CommandId::BIND_TRANSCEIVER,
+            Self::Transmitter => CommandId::BIND_TRANSMITTER,
+            Self::Receiver => CommandId::BIND_RECEIVER,
+        }
+    }
+
+    pub fn can_submit(self) -> bool {
+        self != Self::Receiver
+    }
+
+    pub fn can_receive(self) -> bool {
+        self != Self::Transmitter
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionSettings {
+    /// `host:port` of the SMSC.
+    pub addr: String,
+    pub system_id: String,
+    pub password: Secret,
+    pub system_type: String,
+    pub bind: BindKind,
+    /// Requests outstanding at most.
+    pub window: usize,
+    pub response_timeout: Duration,
+    pub enquire_link_interval: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// Not bound: nothing was sent.
+    #[error("not bound to the SMSC")]
+    NotBound,
+    /// The link closed before the response; the SMSC may have read the request.
+    #[error("the SMSC link closed before the response")]
+    ConnectionLost,
+    /// No response in time; the SMSC may or may not have acted on the request.
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("request not encodable: {0}")]
+    Encode(PduError),
+}
+
+/// Sends the `deliver_sm_resp` for one `deliver_sm`, on the connection it arrived on.
+#[derive(Debug)]
+pub struct Responder {
+    out: mpsc::Sender<Vec<u8>>,
+    sequence_number: u32,
+}
+
+impl Responder {
+    /// Answers with `command_status` (0 = taken). If the link has closed meanwhile the SMSC will
+    /// deliver again, which is the safe outcome.
+    pub async fn respond(self, command_status: u32) {
+        let resp = Pdu {
+            command_id: CommandId::DELIVER_SM_RESP,
+            command_status,
+            sequence_number: self.sequence_number,
+            body: Body::DeliverSmResp,
+        };
+        if let Ok(bytes) = pdu::encode(&resp) {
+            let _ = self.out.send(bytes).await;
+        }
+    }
+}
+
+/// What the network does with each `deliver_sm`. It must not hold the reader up: queue, then
+/// answer through the responder when the message is safe.
+pub trait DeliverHandler: Send + Sync + 'static {
+    fn on_deliver(&self, pdu: Pdu, responder: Responder) -> BoxFuture<'_, ()>;
+}
+
+/// One connection's shared state; replaced on every reconnect.
+struct Conn {
+    out: mpsc::Sender<Vec<u8>>,
+    pending: Mutex<HashMap<u32, oneshot::Sender<Pdu>>>,
+    sequence: AtomicU32,
+}
+
+impl Conn {
+    fn next_sequence(&self) -> u32 {
+        // Starts at 2: the bind used 1.
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        n % MAX_SEQUENCE + 1
+    }
+
+    fn take_pending(&self, seq: u32) -> Option<oneshot::Sender<Pdu>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&seq)
+    }
+}
+
+pub struct Session {
+    settings: SessionSettings,
+    conn: RwLock<Option<Arc<Conn>>>,
+    window: Semaphore,
+    state: watch::Sender<LinkState>,
+}
+
+impl Session {
+    pub fn new(settings: SessionSettings) -> Arc<Self> {
+        let window = Semaphore::new(settings.window.max(1));
+        let (state, _) = watch::channel(LinkState::Down { reason: "connecting".to_owned() });
+        Arc::new(Self { settings, conn: RwLock::new(None), window, state })
+    }
+
+    pub fn bind_kind(&self) -> BindKind {
+        self.settings.bind
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Changes to the link state, for waiting until the session is bound.
+    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    fn current(&self) -> Option<Arc<Conn>> {
+        self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sends one request and waits for its response (which may carry an error status).
+    pub async fn request(&self, command_id: CommandId, body: Body) -> Result<Pdu, RequestError> {
+        let _permit = self.window.acquire().await.map_err(|_| RequestError::NotBound)?;
+        let conn = self.current().ok_or(RequestError::NotBound)?;
+        send_request(&conn, command_id, body, self.settings.response_timeout).await
+    }
+
+    /// Runs the session until `stop` turns true: dial, bind, serve, redial.
+    pub async fn run(self: Arc<Self>, handler: Arc<dyn DeliverHandler>, mut stop: watch::Receiver<bool>) {
+        let mut backoff = self.settings.reconnect_min;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let reason = match self.connect_and_bind().await {
+                Ok(stream) => {
+                    backoff = self.settings.reconnect_min;
+                    let reason = self.serve(stream, handler.as_ref(), &mut stop).await;
+                    if *stop.borrow() {
+                        self.set_down("shut down".to_owned());
+                        break;
+                    }
+                    reason
+                }
+                Err(reason) => reason,
+            };
+            tracing::warn!(smsc = %self.settings.addr, %reason, retry_in = ?backoff, "SMPP link down");
+            self.set_down(reason);
+            // Full jitter over the upper half, so many binds never redial in step.
+            let wait = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
+            backoff = (backoff * 2).min(self.settings.reconnect_max);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    fn set_down(&self, reason: String) {
+        self.state.send_replace(LinkState::Down { reason });
+    }
+
+    async fn connect_and_bind(&self) -> Result<TcpStream, String> {
+        let timeout = self.settings.response_timeout;
+        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(&self.settings.addr))
+            .await
+            .map_err(|_| format!("connect timed out after {timeout:?}"))?
+            .map_err(|e| format!("connect failed: {e}"))?;
+        let _ = stream.set_nodelay(true);
+        let bind = Pdu {
+            command_id: self.settings.bind.command(),
+            command_status: status::ESME_ROK,
+            sequence_number: 1,
+            body: Body::Bind(Bind {
+                system_id: self.settings.system_id.clone(),
+                password: self.settings.password.expose().to_owned(),
+                system_type: self.settings.system_type.clone(),
+                interface_version: 0x34,
+                addr_ton: 0,
+                addr_npi: 0,
+                address_range: String::new(),
+            }),
+        };
+        let bytes = pdu::encode(&bind).map_err(|e| format!("bind not encodable: {e}"))?;
+        stream.write_all(&bytes).await.map_err(|e| format!("write failed: {e}"))?;
+        let mut buf = Vec::with_capacity(256);
+        let resp = tokio::time::timeout(timeout, read_one(&mut stream, &mut buf))
+            .await
+            .map_err(|_| format!("no bind response within {timeout:?}"))??;
+        if !buf.is_empty() {
+            return Err("the SMSC sent PDUs before answering the bind".to_owned());
+        }
+        match resp {
+            Pdu { command_id, command_status: 0, sequence_number: 1, .. }
+                if command_id == self.settings.bind.command().response() =>
+            {
+                Ok(stream)
+            }
+            Pdu { command_status, .. } => Err(format!("bind refused with status {command_status:#x}")),
+        }
+    }
+
+    /// Serves a bound connection; answers why it ended.
+    async fn serve(&self, stream: TcpStream, handler: &dyn DeliverHandler, stop: &mut watch::Receiver<bool>) -> String {
+        let (mut reader, writer) = stream.into_split();
+        let (out, out_rx) = mpsc::channel(self.settings.window * 2 + 64);
+        let conn = Arc::new(Conn { out, pending: Mutex::new(HashMap::new()), sequence: AtomicU32::new(1) });
+        let (dead_tx, mut dead) = mpsc::channel::<String>(1);
+        let writer_task = tokio::spawn(write_loop(writer, out_rx, dead_tx.clone()));
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
+        self.state.send_replace(LinkState::Up);
+        tracing::info!(smsc = %self.settings.addr, bind = ?self.settings.bind, "SMPP bound");
+
+        let mut enquire = tokio::time::interval(self.settings.enquire_link_interval);
+        enquire.reset();
+        let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+        let reason = 'serve: loop {
+            // Everything already buffered is handled before reading again.
+            loop {
+                match pdu::frame_len(&buf) {
+                    Ok(None) => break,
+                    Ok(Some(len)) => {
+                        let frame: Vec<u8> = buf.drain(..len).collect();
+                        if let Some(reason) = self.on_frame(&conn, &frame, handler).await {
+                            break 'serve reason;
+                        }
+                    }
+                    Err(err) => break 'serve format!("unframeable PDU from the SMSC: {err}"),
+                }
+            }
+            buf.reserve(READ_CHUNK);
+            tokio::select! {
+                read = reader.read_buf(&mut buf) => match read {
+                    Ok(0) => break 'serve "the SMSC closed the connection".to_owned(),
+                    Ok(_) => {}
+                    Err(err) => break 'serve format!("read failed: {err}"),
+                },
+                _ = enquire.tick() => {
+                    let conn = conn.clone();
+                    let dead_tx = dead_tx.clone();
+                    let timeout = self.settings.response_timeout;
+                    tokio::spawn(async move {
+                        if let Err(err) = send_request(&conn, CommandId::ENQUIRE_LINK, Body::EnquireLink, timeout).await
+                            && err != RequestError::ConnectionLost
+                        {
+                            let _ = dead_tx.try_send(format!("enquire_link failed: {err}"));
+                        }
+                    });
+                }
+                Some(reason) = dead.recv() => break 'serve reason,
+                _ = stop.changed() => {
+                    // Unbind: tell the SMSC, wait (bounded) for its answer, then close.
+                    self.set_down("unbinding".to_owned());
+                    *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
+                    let unbind = send_request(&conn, CommandId::UNBIND, Body::Unbind, UNBIND_WAIT);
+                    let answered = tokio::select! {
+                        r = unbind => r.is_ok(),
+                        _ = drain_until_unbind_resp(&mut reader, &mut buf, &conn) => true,
+                    };
+                    tracing::info!(smsc = %self.settings.addr, answered, "SMPP unbound");
+                    break 'serve "shut down".to_owned();
+                }
+            }
+        };
+        *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
+        // Dropping the senders fails every outstanding request with ConnectionLost.
+        conn.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        writer_task.abort();
+        reason
+    }
+
+    /// Handles one framed PDU; `Some(reason)` ends the connection.
+    async fn on_frame(&self, conn: &Arc<Conn>, frame: &[u8], handler: &dyn DeliverHandler) -> Option<String> {
+        let pdu = match pdu::decode(frame) {
+            Ok(pdu) => pdu,
+            Err(err) => {
+                let header = Header::peek(frame).ok()?;
+                tracing::warn!(smsc = %self.settings.addr, command = %header.command_id, error = %err, "undecodable PDU");
+                if header.command_id.is_response() {
+                    // Fail the request it answers rather than leave it to time out.
+                    drop(conn.take_pending(header.sequence_number));
+                } else {
+                    let code = match err {
+                        PduError::UnknownCommand { .. } => status::ESME_RINVCMDID,
+                        _ => status::ESME_RINVMSGLEN,
+                    };
+                    respond(conn, CommandId::GENERIC_NACK, code, header.sequence_number, Body::GenericNack).await;
+                }
+                return None;
+            }
+        };
+        if pdu.command_id.is_response() {
+            // generic_nack answers the request it names, like any response.
+            if let Some(waiter) = conn.take_pending(pdu.sequence_number) {
+                let _ = waiter.send(pdu);
+            }
+            return None;
+        }
+        match pdu.command_id {
+            CommandId::ENQUIRE_LINK => {
+                respond(conn, CommandId::ENQUIRE_LINK_RESP, 0, pdu.sequence_number, Body::EnquireLinkResp).await;
+            }
+            CommandId::DELIVER_SM if self.settings.bind.can_receive() => {
+                let responder = Responder { out: conn.out.clone(), sequence_number: pdu.sequence_number };
+                handler.on_deliver(pdu, responder).await;
+            }
+            CommandId::UNBIND => {
+                respond(conn, CommandId::UNBIND_RESP, 0, pdu.sequence_number, Body::UnbindResp).await;
+                return Some("the SMSC unbound".to_owned());
+            }
+            _ => {
+                respond(conn, CommandId::GENERIC_NACK, status::ESME_RINVCMDID, pdu.sequence_number, Body::GenericNack)
+                    .await;
+            }
+        }
+        None
+    }
+}
+
+async fn send_request(conn: &Conn, command_id: CommandId, body: Body, timeout: Duration) -> Result<Pdu, RequestError> {
+    let sequence_number = conn.next_sequence();
+    let bytes =
+        pdu::encode(&Pdu { command_id, command_status: 0, sequence_number, body }).map_err(RequestError::Encode)?;
+    let (tx, rx) = oneshot::channel();
+    conn.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(sequence_number, tx);
+    if conn.out.send(bytes).await.is_err() {
+        conn.take_pending(sequence_number);
+        return Err(RequestError::ConnectionLost);
+    }
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(pdu)) => Ok(pdu),
+        Ok(Err(_)) => Err(RequestError::ConnectionLost),
+        Err(_) => {
+            conn.take_pending(sequence_number);
+            Err(RequestError::Timeout(timeout))
+        }
+    }
+}
+
+async fn respond(conn: &Conn, command_id: CommandId, command_status: u32, sequence_number: u32, body: Body) {
+    if let Ok(bytes) = pdu::encode(&Pdu { command_id, command_status, sequence_number, body }) {
+        let _ = conn.out.send(bytes).await;
+    }
+}
+
+/// Writes queued frames, flushing whenever the queue runs dry.
+async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dead: mpsc::Sender<String>) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(frame) = rx.recv().await {
+        let mut result = writer.write_all(&frame).await;
+        while result.is_ok() {
+            match rx.try_recv() {
+                Ok(frame) => result = writer.write_all(&frame).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(err) = result.and(writer.flush().await) {
+            let _ = dead.try_send(format!("write failed: {err}"));
+            return;
+        }
+    }
+}
+
+/// Reads until one whole PDU is in `buf`, decodes and removes it.
+async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Pdu, String> {
+    loop {
+        if let Some(len) = pdu::frame_len(buf).map_err(|e| format!("unframeable PDU: {e}"))? {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            return pdu::decode(&frame).map_err(|e| format!("undecodable PDU: {e}"));
+        }
+        buf.reserve(1024);
+        match stream.read_buf(buf).await {
+            Ok(0) => return Err("the SMSC closed the connection".to_owned()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("read failed: {e}")),
+        }
+    }
+}
+
+/// While unbinding, keeps routing responses so `unbind_resp` reaches its waiter; never ends by
+/// itself unless the SMSC closes first.
+async fn drain_until_unbind_resp(reader: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>, conn: &Conn) {
+    loop {
+        while let Ok(Some(len)) = pdu::frame_len(buf) {
+            let frame: Vec<u8> = buf.drain(..len).collect();
+            if let Ok(pdu) = pdu::decode(&frame)
+                && pdu.command_id.is_response()
+                && let Some(waiter) = conn.take_pending(pdu.sequence_number)
+            {
+                let _ = waiter.send(pdu);
+            }
+        }
+        buf.reserve(1024);
+        match reader.read_buf(buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
