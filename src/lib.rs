@@ -3,7 +3,7 @@
 //! Module map (dependencies point down, never up):
 //!
 //! - [`api`]: HTTP edge (axum): extractors, handlers, routing; no business rules.
-//! - [`subscriptions`], [`sms`]: the domain services.
+//! - [`subscriptions`], [`sms`], [`voice`]: the domain services.
 //! - [`store`] (every SQL statement), [`telco`] (the phone network behind traits; [`telco::sim`]
 //!   is the built-in simulator), [`events`] (in-process wake-ups), [`wallet`] (pure Ethereum
 //!   identity), [`metrics`].
@@ -23,6 +23,7 @@ pub mod sms;
 pub mod store;
 pub mod subscriptions;
 pub mod telco;
+pub mod voice;
 pub mod wallet;
 
 use std::future::Future;

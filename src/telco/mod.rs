@@ -7,6 +7,7 @@
 //! Inbound messages carry an acknowledgement: the network answers its peer (SMPP
 //! `deliver_sm_resp`) only after the SMS service says the message is committed.
 
+pub mod rtp;
 pub mod sim;
 pub mod smpp;
 pub mod sms_encoding;

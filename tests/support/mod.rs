@@ -296,3 +296,13 @@ impl ServeProcess {
         (status, log)
     }
 }
+
+impl Drop for ServeProcess {
+    /// A test that fails midway must not leave a server running.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
