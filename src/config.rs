@@ -59,6 +59,20 @@ pub struct Config {
     /// percent-encoded). Unset: SMS runs on the simulated network.
     pub smpp_url: Option<Secret>,
     pub smpp: SmppConfig,
+    pub voice: VoiceConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VoiceConfig {
+    /// How long an incoming call rings the presence sockets before it ends `no_answer`.
+    pub ring_timeout_secs: u64,
+}
+
+impl Default for VoiceConfig {
+    fn default() -> Self {
+        Self { ring_timeout_secs: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +115,8 @@ pub struct SimConfig {
     pub number_prefix: String,
     /// Delay between `sent` and `delivered` on the simulated network, in milliseconds.
     pub delivery_delay_ms: u64,
+    /// How long the simulated echo callee rings before it answers, in milliseconds.
+    pub answer_delay_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +250,7 @@ impl Default for Config {
             sim: SimConfig::default(),
             smpp_url: None,
             smpp: SmppConfig::default(),
+            voice: VoiceConfig::default(),
         }
     }
 }
@@ -258,7 +275,7 @@ impl Default for SubscriptionsConfig {
 
 impl Default for SimConfig {
     fn default() -> Self {
-        Self { seed_numbers: 100, number_prefix: "+1202555".to_owned(), delivery_delay_ms: 200 }
+        Self { seed_numbers: 100, number_prefix: "+1202555".to_owned(), delivery_delay_ms: 200, answer_delay_ms: 300 }
     }
 }
 
@@ -300,6 +317,8 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sim.seed_numbers", KeyKind::Int),
     ("sim.number_prefix", KeyKind::Str),
     ("sim.delivery_delay_ms", KeyKind::Int),
+    ("sim.answer_delay_ms", KeyKind::Int),
+    ("voice.ring_timeout_secs", KeyKind::Int),
     ("smpp_url", KeyKind::Str),
     ("smpp.system_type", KeyKind::Str),
     ("smpp.bind_mode", KeyKind::Str),
@@ -420,6 +439,9 @@ impl Config {
         }
         if let Some(url) = &self.smpp_url {
             SmppTarget::parse(url.expose()).map_err(|reason| ConfigError::Value { key: "smpp_url", reason })?;
+        }
+        if !(1..=600).contains(&self.voice.ring_timeout_secs) {
+            return bad("voice.ring_timeout_secs", "must be from 1 to 600");
         }
         if !matches!(self.smpp.bind_mode.as_str(), "transceiver" | "split") {
             return bad("smpp.bind_mode", "must be transceiver or split");

@@ -133,6 +133,7 @@ pub struct App {
     /// Stops the network's own tasks (SMPP binds), once the SMS service has drained.
     network_stop: watch::Sender<bool>,
     network_tasks: Vec<JoinHandle<()>>,
+    voice_task: JoinHandle<()>,
     recycler: JoinHandle<()>,
 }
 
@@ -198,13 +199,35 @@ impl App {
         };
         let (sms, sms_tasks) =
             SmsService::start(store.clone(), writer, network, events_rx, hub, metrics.clone(), shutdown_rx.clone());
+
+        // Voice: the simulated network (the SIP trunk arrives with its own issue).
+        match voice::VoiceService::settle_interrupted(&store).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(count = n, "calls interrupted by the last stop marked failed"),
+            Err(err) => tracing::warn!(error = %err, "settling interrupted calls failed"),
+        }
+        let public_url = config.public_base_url();
+        let (incoming_tx, incoming_rx) = mpsc::channel(64);
+        let directory = subscriptions.directory();
+        let on_net: telco::sim::OnNet = Arc::new(move |n| directory.contains(n.as_str()));
+        let sim_voice =
+            telco::sim::voice::SimVoice::new(incoming_tx, on_net, Duration::from_millis(config.sim.answer_delay_ms));
+        let (voice, voice_task) = voice::VoiceService::start(
+            store.clone(),
+            Arc::new(sim_voice),
+            incoming_rx,
+            metrics.clone(),
+            Duration::from_secs(config.voice.ring_timeout_secs),
+            &public_url,
+            shutdown_rx.clone(),
+        );
         let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
 
-        let public_url = config.public_base_url();
         let state = api::AppState {
             store,
             subscriptions,
             sms,
+            voice,
             metrics,
             started: Instant::now(),
             admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.expose().as_bytes()).into()),
@@ -212,7 +235,7 @@ impl App {
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
         };
-        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, recycler })
+        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -243,10 +266,14 @@ impl App {
     /// Signals shutdown and joins every background task.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, recycler, .. } = self;
+        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler, .. } = self;
         let store = state.store.clone();
+        let voice = state.voice.clone();
         drop(state);
         let joined = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let _ = voice_task.await;
+            // Calls end on the shutdown signal and record how; let them.
+            voice.drain().await;
             sms_tasks.join().await;
             // Submissions and inbound commits are done: now the binds may unbind.
             let _ = network_stop.send(true);

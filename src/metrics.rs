@@ -37,6 +37,12 @@ pub struct Metrics {
     pub longpoll_wakeup: Histogram,
     /// Long-polls parked right now, waiting for a message.
     pub longpoll_waiting: Gauge,
+    /// Processing time of one call's 20 ms media tick (both directions), in seconds.
+    pub voice_tick: Histogram,
+    /// Calls not yet ended.
+    pub voice_calls_active: Gauge,
+    /// Frames the agent could not take in time (its socket was backed up): dropped, not queued.
+    pub voice_frames_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -58,7 +64,32 @@ impl Default for Metrics {
         );
         let longpoll_waiting = Gauge::default();
         registry.register("sms_longpoll_waiting", "Long-polls parked waiting for a message", longpoll_waiting.clone());
-        Self { registry, http_requests, messages, pool_numbers, longpoll_wakeup, longpoll_waiting }
+        // 1 µs .. ~0.2 s in steps of 30%.
+        let voice_tick = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_001, 1.3, 48));
+        registry.register(
+            "voice_tick_seconds",
+            "Processing time of one call's 20 ms media tick (network->agent and agent->network)",
+            voice_tick.clone(),
+        );
+        let voice_calls_active = Gauge::default();
+        registry.register("voice_calls_active", "Calls not yet ended", voice_calls_active.clone());
+        let voice_frames_dropped = Counter::default();
+        registry.register(
+            "voice_frames_dropped",
+            "Audio frames to agents dropped because the agent's socket was backed up",
+            voice_frames_dropped.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            messages,
+            pool_numbers,
+            longpoll_wakeup,
+            longpoll_waiting,
+            voice_tick,
+            voice_calls_active,
+            voice_frames_dropped,
+        }
     }
 }
 

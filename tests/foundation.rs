@@ -89,7 +89,7 @@ async fn errors_for_unknown_routes_and_methods(backend: Backend) {
     let s = TestServer::start(backend).await;
     expect_error(s.get("/nope", None).await, 404, "not_found").await;
     expect_error(s.get("/sms/send", None).await, 405, "method_not_allowed").await;
-    expect_error(s.post("/sms/voice/dial", None, &json!({})).await, 501, "not_implemented").await;
+    expect_error(s.post("/sms/voice/dial", None, &json!({})).await, 401, "unauthorized").await;
     s.stop().await;
 
     // Without an admin key the admin API does not exist.

@@ -10,6 +10,7 @@ mod extract;
 mod ops;
 mod sms;
 mod subscriptions;
+mod voice;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub store: Store,
     pub subscriptions: SubscriptionService,
     pub sms: SmsService,
+    pub voice: crate::voice::VoiceService,
     pub metrics: Arc<Metrics>,
     pub started: Instant,
     pub admin_key_hash: Option<[u8; 32]>,
@@ -41,14 +43,6 @@ pub struct AppState {
     pub openapi: Arc<str>,
     pub llms_txt: Arc<str>,
 }
-
-/// Contract operations this build does not serve yet; they answer 501 in the envelope.
-const PLANNED: &[(&str, &str)] = &[
-    ("/sms/voice/dial", "POST"),
-    ("/sms/voice/hangup", "POST"),
-    ("/sms/voice/presence/{phone_number}", "GET"),
-    ("/sms/voice/stream/{call_id}", "GET"),
-];
 
 pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
@@ -62,18 +56,16 @@ pub fn router(state: AppState) -> Router {
         .route("/sms/send", post(sms::send_sms))
         .route("/sms/receive", get(sms::receive_sms))
         .route("/sms/messages", get(sms::list_messages))
+        .route("/sms/voice/dial", post(voice::dial))
+        .route("/sms/voice/hangup", post(voice::hangup))
+        .route("/sms/voice/calls", get(voice::list_calls))
+        .route("/sms/voice/presence/{phone_number}", get(voice::presence))
+        .route("/sms/voice/stream/{call_id}", get(voice::stream))
         .route("/health", get(ops::health))
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .route("/llms.txt", get(ops::llms_txt));
-    for (path, method) in PLANNED {
-        let handler = || async { planned() };
-        app = match *method {
-            "GET" => app.route(path, get(handler)),
-            _ => app.route(path, post(handler)),
-        };
-    }
     if state.admin_key_hash.is_some() {
         app = app
             .route("/admin/numbers", post(admin::add_numbers).get(admin::list_numbers))
@@ -94,10 +86,6 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(StatusCode::METHOD_NOT_ALLOWED, ErrorCode::MethodNotAllowed, "method not allowed on this endpoint")
-}
-
-fn planned() -> ApiError {
-    ApiError::new(StatusCode::NOT_IMPLEMENTED, ErrorCode::NotImplemented, "not available in this build yet")
 }
 
 fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {

@@ -258,7 +258,7 @@ pub async fn list_messages(
 }
 
 /// `limit`: absent -> default; not an integer or below 1 -> 400; above 100 -> 100.
-fn parse_limit(raw: Option<&str>, default: i64) -> Result<i64, ApiError> {
+pub(super) fn parse_limit(raw: Option<&str>, default: i64) -> Result<i64, ApiError> {
     match raw {
         None | Some("") => Ok(default),
         Some(raw) => match raw.parse::<i64>() {
@@ -279,11 +279,11 @@ fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<i64>, ApiError> {
 
 const CURSOR_VERSION: &str = "h1";
 
-fn encode_cursor(c: HistoryCursor) -> String {
+pub(super) fn encode_cursor(c: HistoryCursor) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{}:{}", c.created_at, c.id))
 }
 
-fn decode_cursor(raw: &str) -> Option<HistoryCursor> {
+pub(super) fn decode_cursor(raw: &str) -> Option<HistoryCursor> {
     if raw.len() > 128 {
         return None;
     }

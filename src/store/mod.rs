@@ -7,6 +7,7 @@
 //! [`MessageWriter`], which acknowledges each job after its transaction commits.
 
 mod audit;
+mod calls;
 mod messages;
 mod payments;
 mod subscriptions;
@@ -21,6 +22,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEntry;
+pub use calls::{CallRow, NewCall};
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };

@@ -11,6 +11,7 @@ pub mod rtp;
 pub mod sim;
 pub mod smpp;
 pub mod sms_encoding;
+pub mod voice;
 
 use std::time::Duration;
 

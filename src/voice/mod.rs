@@ -1,5 +1,418 @@
-//! Voice: calls and their state machine, the presence hub, and each call's media pipeline.
-//! Today it holds the media pipeline ([`media`]); the call service and the WebSocket protocol
-//! build on it (issue 4).
+//! Voice: calls, their state machine and records, the presence hub, and each call's media
+//! pipeline ([`media`]).
+//!
+//! [`VoiceService`] places calls (`dial`), takes incoming ones from the network, rings the
+//! number's presence sockets, and runs one [`call`] task per call. The database holds the rule
+//! of one active call per number (a partial unique index), so it holds across nodes too. Socket
+//! I/O is the HTTP edge's: the service sees an agent's stream as two channels.
 
+pub mod call;
 pub mod media;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::clock;
+use crate::e164::E164;
+use crate::metrics::Metrics;
+use crate::store::{CallRow, NewCall, Store, StoreError};
+use crate::telco::LinkState;
+use crate::telco::voice::{IncomingCall, LegCommand, Refusal, VoiceNetwork};
+use call::{CallTask, Control, DialProgress, Direction, Ending, State, StreamIo};
+
+/// Presence events queued per socket at most; a socket that far behind misses events.
+const PRESENCE_QUEUE: usize = 64;
+/// Extra time an outgoing call may ring beyond the ring timeout before we give up on it.
+const DIAL_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum VoiceError {
+    #[error("the number is not this subscription's")]
+    Forbidden,
+    #[error("the number is already on a call")]
+    Busy,
+    #[error("voice network unavailable")]
+    Unavailable,
+    #[error("no such call")]
+    NotFound,
+    #[error("the call already has a stream")]
+    AlreadyStreaming,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A placed call.
+#[derive(Debug, Clone)]
+pub struct Dialed {
+    pub call_id: String,
+    /// `ringing`, `in_progress`, or the final state if it ended before ringing (e.g. `busy`).
+    pub state: &'static str,
+}
+
+#[derive(Clone)]
+pub struct VoiceService {
+    inner: Arc<Inner>,
+}
+
+struct CallEntry {
+    owner: i64,
+    control: mpsc::Sender<Control>,
+    streaming: Arc<AtomicBool>,
+}
+
+pub(crate) struct Inner {
+    store: Store,
+    network: Arc<dyn VoiceNetwork>,
+    metrics: Arc<Metrics>,
+    ring_timeout: Duration,
+    /// `ws://host` or `wss://host`, from the public URL.
+    stream_base: String,
+    calls: Mutex<HashMap<String, CallEntry>>,
+    presence: Mutex<HashMap<String, Vec<PresenceSocket>>>,
+    next_presence: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// One open presence socket: its id and where its events go.
+type PresenceSocket = (u64, mpsc::Sender<String>);
+
+/// A presence subscription: events for one number; dropping it unsubscribes.
+pub struct Presence {
+    pub events: mpsc::Receiver<String>,
+    inner: Arc<Inner>,
+    number: String,
+    id: u64,
+}
+
+impl Drop for Presence {
+    fn drop(&mut self) {
+        let mut presence = self.inner.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = presence.get_mut(&self.number) {
+            list.retain(|(id, _)| *id != self.id);
+            if list.is_empty() {
+                presence.remove(&self.number);
+            }
+        }
+    }
+}
+
+/// A presence event as sent: JSON text.
+fn presence_event(value: serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn new_call_id() -> String {
+    let mut id = String::with_capacity(31);
+    id.push_str("call_");
+    id.extend(rand::rng().sample_iter(rand::distr::Alphanumeric).take(26).map(char::from));
+    id
+}
+
+impl Inner {
+    /// A call ended: forget it and tell the number's presence sockets.
+    fn ended(&self, call_id: &str, number: &str, event: String) {
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
+        self.metrics.voice_calls_active.dec();
+        self.broadcast(number, event);
+    }
+
+    fn broadcast(&self, number: &str, event: String) {
+        let presence = self.presence.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = presence.get(number) {
+            for (_, tx) in list {
+                let _ = tx.try_send(event.clone());
+            }
+        }
+    }
+
+    fn stream_url(&self, call_id: &str) -> String {
+        format!("{}/sms/voice/stream/{call_id}", self.stream_base)
+    }
+
+    fn has_presence(&self, number: &str) -> bool {
+        self.presence.lock().unwrap_or_else(|e| e.into_inner()).get(number).is_some_and(|l| !l.is_empty())
+    }
+}
+
+impl VoiceService {
+    /// Starts the service and its task taking incoming calls from `incoming`.
+    pub fn start(
+        store: Store,
+        network: Arc<dyn VoiceNetwork>,
+        incoming: mpsc::Receiver<IncomingCall>,
+        metrics: Arc<Metrics>,
+        ring_timeout: Duration,
+        public_url: &str,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
+        let stream_base = match public_url.strip_prefix("https://") {
+            Some(rest) => format!("wss://{}", rest.trim_end_matches('/')),
+            None => format!("ws://{}", public_url.trim_start_matches("http://").trim_end_matches('/')),
+        };
+        let inner = Arc::new(Inner {
+            store,
+            network,
+            metrics,
+            ring_timeout,
+            stream_base,
+            calls: Mutex::new(HashMap::new()),
+            presence: Mutex::new(HashMap::new()),
+            next_presence: AtomicU64::new(1),
+            shutdown,
+        });
+        let task = tokio::spawn(take_incoming(inner.clone(), incoming));
+        (Self { inner }, task)
+    }
+
+    /// Calls left active by a stopped process failed with it; settles them before serving.
+    pub async fn settle_interrupted(store: &Store) -> Result<u64, StoreError> {
+        store.fail_interrupted_calls(clock::now_ms()).await
+    }
+
+    /// The WebSocket URL of a call's audio stream.
+    pub fn stream_url(&self, call_id: &str) -> String {
+        self.inner.stream_url(call_id)
+    }
+
+    pub fn network_name(&self) -> &'static str {
+        self.inner.network.name()
+    }
+
+    pub fn link_state(&self) -> LinkState {
+        self.inner.network.link_state()
+    }
+
+    /// Places a call from `from` (which must be `owner_number`) and answers once the far end
+    /// rings, answers, or refuses.
+    pub async fn dial(&self, owner: i64, owner_number: &str, from: &E164, to: E164) -> Result<Dialed, VoiceError> {
+        if from.as_str() != owner_number {
+            return Err(VoiceError::Forbidden);
+        }
+        if let LinkState::Down { .. } = self.inner.network.link_state() {
+            return Err(VoiceError::Unavailable);
+        }
+        let call_id = new_call_id();
+        let now = clock::now_ms();
+        let row = NewCall {
+            call_id: &call_id,
+            owner,
+            number: from.as_str(),
+            direction: Direction::Outbound.as_str(),
+            peer: to.as_str(),
+            state: State::Initiated.as_str(),
+            end_reason: None,
+            now_ms: now,
+        };
+        if !self.inner.store.insert_call(&row).await? {
+            return Err(VoiceError::Busy);
+        }
+        let leg = match self.inner.network.dial(from.clone(), to.clone()).await {
+            Ok(leg) => leg,
+            Err(_) => {
+                self.inner.store.end_call(&call_id, "failed", "failed", Some(503), clock::now_ms()).await?;
+                return Err(VoiceError::Unavailable);
+            }
+        };
+        let (reply, progress) = oneshot::channel();
+        self.spawn_call(CallSetup {
+            call_id: call_id.clone(),
+            owner,
+            number: from.as_str().to_owned(),
+            peer: to.into_string(),
+            direction: Direction::Outbound,
+            state: State::Initiated,
+            leg,
+            dial_reply: Some(reply),
+            ring_for: self.inner.ring_timeout + DIAL_GRACE,
+        });
+        let state = match progress.await {
+            Ok(DialProgress::Ringing) => "ringing",
+            Ok(DialProgress::Answered) => "in_progress",
+            Ok(DialProgress::Ended(Ending { state, .. })) => state,
+            Err(_) => "failed",
+        };
+        Ok(Dialed { call_id, state })
+    }
+
+    /// Hangs up `owner`'s active call.
+    pub fn hangup(&self, owner: i64, call_id: &str) -> Result<(), VoiceError> {
+        let calls = self.inner.calls.lock().unwrap_or_else(|e| e.into_inner());
+        match calls.get(call_id) {
+            Some(entry) if entry.owner == owner => {
+                let _ = entry.control.try_send(Control::Hangup);
+                Ok(())
+            }
+            _ => Err(VoiceError::NotFound),
+        }
+    }
+
+    /// Checks that `owner` may open the stream of `call_id` and reserves it; call before the
+    /// WebSocket upgrade so refusals are plain HTTP answers.
+    pub fn claim_stream(&self, owner: i64, call_id: &str) -> Result<StreamClaim, VoiceError> {
+        let calls = self.inner.calls.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = calls.get(call_id).filter(|e| e.owner == owner).ok_or(VoiceError::NotFound)?;
+        if entry.streaming.swap(true, Ordering::AcqRel) {
+            return Err(VoiceError::AlreadyStreaming);
+        }
+        Ok(StreamClaim { control: entry.control.clone() })
+    }
+
+    /// Subscribes to `number`'s incoming calls; the number must be `owner_number`.
+    pub fn presence(&self, owner_number: &str, number: &E164) -> Result<Presence, VoiceError> {
+        if number.as_str() != owner_number {
+            return Err(VoiceError::Forbidden);
+        }
+        let (tx, events) = mpsc::channel(PRESENCE_QUEUE);
+        let id = self.inner.next_presence.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .presence
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(number.as_str().to_owned())
+            .or_default()
+            .push((id, tx));
+        Ok(Presence { events, inner: self.inner.clone(), number: number.as_str().to_owned(), id })
+    }
+
+    pub async fn history(
+        &self,
+        owner: i64,
+        direction: Option<&str>,
+        after: Option<crate::store::HistoryCursor>,
+        limit: i64,
+    ) -> Result<Vec<CallRow>, VoiceError> {
+        Ok(self.inner.store.call_history(owner, direction, after, limit).await?)
+    }
+
+    /// Waits (bounded by the caller) until every call task has ended.
+    pub async fn drain(&self) {
+        while !self.inner.calls.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn spawn_call(&self, setup: CallSetup) {
+        spawn_call(&self.inner, setup);
+    }
+}
+
+/// Permission to attach one stream to a call.
+pub struct StreamClaim {
+    control: mpsc::Sender<Control>,
+}
+
+impl StreamClaim {
+    /// Hands the agent's socket (as channels) to the call.
+    pub async fn attach(self, io: StreamIo) {
+        let _ = self.control.send(Control::Attach(io)).await;
+    }
+}
+
+struct CallSetup {
+    call_id: String,
+    owner: i64,
+    number: String,
+    peer: String,
+    direction: Direction,
+    state: State,
+    leg: crate::telco::voice::Leg,
+    dial_reply: Option<oneshot::Sender<DialProgress>>,
+    ring_for: Duration,
+}
+
+fn spawn_call(inner: &Arc<Inner>, s: CallSetup) {
+    let (control_tx, control) = mpsc::channel(8);
+    inner.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
+        s.call_id.clone(),
+        CallEntry { owner: s.owner, control: control_tx, streaming: Arc::new(AtomicBool::new(false)) },
+    );
+    inner.metrics.voice_calls_active.inc();
+    let task = CallTask {
+        inner: inner.clone(),
+        call_id: s.call_id,
+        number: s.number,
+        peer: s.peer,
+        direction: s.direction,
+        state: s.state,
+        leg: s.leg,
+        control,
+        dial_reply: s.dial_reply,
+        ring_deadline: tokio::time::Instant::now() + s.ring_for,
+        shutdown: inner.shutdown.clone(),
+    };
+    tokio::spawn(task.run());
+}
+
+/// Takes incoming calls: refuses numbers we do not serve (404) and numbers with no presence
+/// socket or already on a call (busy); otherwise records the call, rings, and tells the
+/// number's presence sockets.
+async fn take_incoming(inner: Arc<Inner>, mut incoming: mpsc::Receiver<IncomingCall>) {
+    let mut shutdown = inner.shutdown.clone();
+    loop {
+        let call = tokio::select! {
+            call = incoming.recv() => match call { Some(c) => c, None => return },
+            _ = shutdown.changed() => return,
+        };
+        if let Err(err) = offer(&inner, call).await {
+            tracing::warn!(error = %err, "incoming call not recorded");
+        }
+    }
+}
+
+async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError> {
+    let IncomingCall { from, to, leg } = call;
+    let Some(owner) = inner.store.number_owner(to.as_str()).await? else {
+        let _ = leg.commands.send(LegCommand::Reject(Refusal::NotFound)).await;
+        return Ok(());
+    };
+    let call_id = new_call_id();
+    let now = clock::now_ms();
+    let mut row = NewCall {
+        call_id: &call_id,
+        owner,
+        number: to.as_str(),
+        direction: Direction::Inbound.as_str(),
+        peer: &from,
+        state: State::Ringing.as_str(),
+        end_reason: None,
+        now_ms: now,
+    };
+    // Nobody listening, or already on a call: busy, and the callee's history says so.
+    let listening = inner.has_presence(to.as_str());
+    if !listening || !inner.store.insert_call(&row).await? {
+        row.state = "busy";
+        row.end_reason = Some("busy");
+        inner.store.insert_call(&row).await?;
+        let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
+        return Ok(());
+    }
+    let _ = leg.commands.send(LegCommand::Ring).await;
+    spawn_call(
+        inner,
+        CallSetup {
+            call_id: call_id.clone(),
+            owner,
+            number: to.as_str().to_owned(),
+            peer: from.clone(),
+            direction: Direction::Inbound,
+            state: State::Ringing,
+            leg,
+            dial_reply: None,
+            ring_for: inner.ring_timeout,
+        },
+    );
+    let ringing = serde_json::json!({
+        "event": "ringing",
+        "call_id": call_id,
+        "caller": from,
+        "stream_url": inner.stream_url(&call_id),
+    });
+    inner.broadcast(to.as_str(), presence_event(ringing));
+    Ok(())
+}

@@ -182,6 +182,13 @@ impl TestServer {
             .expect("scalar query")
     }
 
+    pub async fn text(&self, sql: &str) -> String {
+        sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.db)
+            .await
+            .expect("text query")
+    }
+
     pub async fn exec(&self, sql: &str) {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_owned())).execute(&self.db).await.expect("exec");
     }

@@ -7,6 +7,8 @@
 //! configured delay for every message. Receipts are emitted by one worker task, in submission
 //! order.
 
+pub mod voice;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

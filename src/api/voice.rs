@@ -1,0 +1,330 @@
+//! Voice handlers: `POST /sms/voice/dial`, `POST /sms/voice/hangup`, `GET /sms/voice/calls`, and
+//! the two WebSockets, `/sms/voice/presence/{phone_number}` and `/sms/voice/stream/{call_id}`.
+//!
+//! Sockets authenticate before the upgrade (so refusals are plain JSON errors): by
+//! `Authorization: Bearer`, or for browsers by offering the subprotocols `agentline.v1` and
+//! `bearer.<token>`. This module pumps each socket to and from the voice service's channels.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, rejection::WebSocketUpgradeRejection};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::AppState;
+use super::extract::{AppJson, AppQuery, Authed};
+use super::sms::{decode_cursor, encode_cursor, parse_limit};
+use crate::clock::rfc3339;
+use crate::e164::E164;
+use crate::error::{ApiError, ErrorCode};
+use crate::store::HistoryCursor;
+use crate::subscriptions::{AuthError, Caller};
+use crate::voice::VoiceError;
+use crate::voice::call::{FromAgent, StreamIo, TO_AGENT_QUEUE, ToAgent};
+
+/// The subprotocol the server answers with.
+const SUBPROTOCOL: &str = "agentline.v1";
+/// Largest agent message accepted: 1 MiB (about 32 s of audio at once).
+const MAX_MESSAGE: usize = 1 << 20;
+/// Agent messages queued towards the call at most.
+const FROM_AGENT_QUEUE: usize = 64;
+const PRESENCE_PING: Duration = Duration::from_secs(20);
+const CALLS_DEFAULT_LIMIT: i64 = 50;
+
+fn voice_error(err: VoiceError) -> ApiError {
+    match err {
+        VoiceError::Forbidden => {
+            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "phone_number not owned by this token")
+        }
+        VoiceError::Busy => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "number is busy"),
+        VoiceError::AlreadyStreaming => {
+            ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "this call's stream is already open")
+        }
+        VoiceError::Unavailable => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::PhoneNodeUnavailable,
+            "the voice network is unavailable; retry shortly",
+        ),
+        VoiceError::NotFound => ApiError::not_found("no such call, or it has ended"),
+        VoiceError::Store(err) => ApiError::internal(&err),
+    }
+}
+
+fn parse_number(field: &str, raw: &str) -> Result<E164, ApiError> {
+    E164::parse(raw)
+        .map_err(|_| ApiError::invalid_request(format!("{field} must be an E.164 number like +15555550123")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialRequest {
+    phone_number: Option<String>,
+    to: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct DialResponse {
+    call_id: String,
+    stream_url: String,
+    state: &'static str,
+}
+
+pub async fn dial(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    AppJson(req): AppJson<DialRequest>,
+) -> Result<Json<DialResponse>, ApiError> {
+    let (Some(from), Some(to)) = (req.phone_number, req.to) else {
+        return Err(ApiError::invalid_request("phone_number and to are required"));
+    };
+    let from = parse_number("phone_number", &from)?;
+    let to = parse_number("to", &to)?;
+    if from == to {
+        return Err(ApiError::invalid_request("a number cannot call itself"));
+    }
+    if !caller.is_active(crate::clock::now_ms()) {
+        return Err(ApiError::new(
+            StatusCode::PAYMENT_REQUIRED,
+            ErrorCode::NoActiveSubscription,
+            "subscription expired; renew with POST /sms/subscribe to place calls",
+        ));
+    }
+    let dialed = state.voice.dial(caller.subscription_id, &caller.number, &from, to).await.map_err(voice_error)?;
+    Ok(Json(DialResponse {
+        stream_url: state.voice.stream_url(&dialed.call_id),
+        call_id: dialed.call_id,
+        state: dialed.state,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HangupRequest {
+    call_id: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct HangupResponse {
+    status: &'static str,
+}
+
+pub async fn hangup(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    AppJson(req): AppJson<HangupRequest>,
+) -> Result<Json<HangupResponse>, ApiError> {
+    let call_id = req.call_id.ok_or_else(|| ApiError::invalid_request("call_id is required"))?;
+    state.voice.hangup(caller.subscription_id, &call_id).map_err(voice_error)?;
+    Ok(Json(HangupResponse { status: "hangup_sent" }))
+}
+
+#[derive(Deserialize)]
+pub struct CallsQuery {
+    direction: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CallsResponse {
+    calls: Vec<CallView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CallView {
+    call_id: String,
+    direction: String,
+    from_number: String,
+    to_number: String,
+    state: String,
+    end_reason: Option<String>,
+    sip_code: Option<i64>,
+    created_at: String,
+    answered_at: Option<String>,
+    ended_at: Option<String>,
+    duration_ms: Option<i64>,
+}
+
+pub async fn list_calls(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    AppQuery(q): AppQuery<CallsQuery>,
+) -> Result<Json<CallsResponse>, ApiError> {
+    let limit = parse_limit(q.limit.as_deref(), CALLS_DEFAULT_LIMIT)?;
+    let direction = match q.direction.as_deref() {
+        None | Some("") | Some("both") => None,
+        Some(d @ ("outbound" | "inbound")) => Some(d),
+        Some(_) => return Err(ApiError::invalid_request("direction must be outbound, inbound or both")),
+    };
+    let after: Option<HistoryCursor> = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| ApiError::invalid_request("malformed cursor"))?),
+    };
+    let mut rows =
+        state.voice.history(caller.subscription_id, direction, after, limit + 1).await.map_err(voice_error)?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| encode_cursor(HistoryCursor { created_at: r.created_at, id: r.id }))
+    } else {
+        None
+    };
+    let calls = rows
+        .into_iter()
+        .map(|r| {
+            let (from_number, to_number) =
+                if r.direction == "outbound" { (r.number, r.peer) } else { (r.peer, r.number) };
+            CallView {
+                call_id: r.call_id,
+                direction: r.direction,
+                from_number,
+                to_number,
+                state: r.state,
+                end_reason: r.end_reason,
+                sip_code: r.sip_code,
+                created_at: rfc3339(r.created_at),
+                answered_at: r.answered_at.map(rfc3339),
+                ended_at: r.ended_at.map(rfc3339),
+                duration_ms: r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
+            }
+        })
+        .collect();
+    Ok(Json(CallsResponse { calls, next_cursor }))
+}
+
+/// The bearer token of a WebSocket handshake: the `Authorization` header, else a
+/// `bearer.<token>` subprotocol.
+fn ws_token(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty());
+    }
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("bearer."))
+        .filter(|t| !t.is_empty())
+}
+
+async fn ws_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let token = ws_token(headers).ok_or_else(ApiError::unauthorized)?;
+    match state.subscriptions.authenticate(token).await {
+        Ok(caller) => Ok(caller),
+        Err(AuthError::Unauthorized) => Err(ApiError::unauthorized()),
+        Err(AuthError::Store(err)) => Err(ApiError::internal(&err)),
+    }
+}
+
+fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
+    let ws = ws.map_err(|_| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            ErrorCode::InvalidRequest,
+            "this endpoint is a WebSocket: send an HTTP/1.1 Upgrade: websocket request",
+        )
+    })?;
+    Ok(ws.protocols([SUBPROTOCOL]).max_message_size(MAX_MESSAGE).max_frame_size(MAX_MESSAGE))
+}
+
+pub async fn presence(
+    State(state): State<AppState>,
+    Path(phone_number): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let caller = ws_caller(&state, &headers).await?;
+    let number = parse_number("phone_number", &phone_number)?;
+    let subscription = state.voice.presence(&caller.number, &number).map_err(voice_error)?;
+    Ok(upgrade(ws)?.on_upgrade(move |socket| presence_pump(socket, subscription)))
+}
+
+async fn presence_pump(socket: WebSocket, mut subscription: crate::voice::Presence) {
+    let (mut sink, mut stream) = socket.split();
+    let mut ping = tokio::time::interval(PRESENCE_PING);
+    ping.reset();
+    loop {
+        tokio::select! {
+            event = subscription.events.recv() => match event {
+                Some(text) => {
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(call_id): Path<String>,
+    headers: HeaderMap,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let caller = ws_caller(&state, &headers).await?;
+    let ws = upgrade(ws)?;
+    let claim = state.voice.claim_stream(caller.subscription_id, &call_id).map_err(voice_error)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (to_agent_tx, to_agent) = mpsc::channel(TO_AGENT_QUEUE);
+        let (from_agent, from_agent_rx) = mpsc::channel(FROM_AGENT_QUEUE);
+        claim.attach(StreamIo { to_agent: to_agent_tx, from_agent: from_agent_rx }).await;
+        stream_pump(socket, to_agent, from_agent).await;
+    }))
+}
+
+/// Moves frames between the socket and the call until either side ends. The call sees the
+/// socket close as its `from_agent` channel closing.
+async fn stream_pump(socket: WebSocket, mut to_agent: mpsc::Receiver<ToAgent>, from_agent: mpsc::Sender<FromAgent>) {
+    let (mut sink, mut stream) = socket.split();
+    let writer = async {
+        while let Some(out) = to_agent.recv().await {
+            let msg = match out {
+                ToAgent::Audio(bytes) => Message::Binary(bytes),
+                ToAgent::Text(text) => Message::Text(text.into()),
+                ToAgent::Close(reason) => {
+                    let frame = CloseFrame { code: 1000, reason: reason.into() };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    return;
+                }
+            };
+            if sink.send(msg).await.is_err() {
+                return;
+            }
+        }
+    };
+    let reader = async {
+        while let Some(Ok(msg)) = stream.next().await {
+            let forwarded = match msg {
+                Message::Binary(bytes) => from_agent.send(FromAgent::Audio(bytes)).await,
+                Message::Text(text) => from_agent.send(FromAgent::Text(text.to_string())).await,
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) => Ok(()),
+            };
+            if forwarded.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+}

@@ -1,0 +1,498 @@
+//! One call's task: owns the network [`Leg`], the agent's stream once attached, and the media
+//! pipeline between them, and persists the call's state changes.
+//!
+//! Every 20 ms (a tokio interval on the monotonic clock, bursting to catch up rather than skipping,
+//! so the frame count stays exact) the task moves one frame each way: network frames that arrived
+//! are put in the jitter buffer and one comes out, is decoded and upsampled to 16 kHz and goes to
+//! the agent as exactly 640 bytes (silence when there is nothing); one frame of the agent's
+//! playout buffer is downsampled, encoded and sent to the network, and marks it completes are
+//! acknowledged. Network frames are read only on the tick, so a call costs one wake-up per 20 ms
+//! plus one per agent message. Nothing here blocks or holds a lock across an await.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
+use super::media::jitter::{JitterBuffer, JitterConfig, Pop};
+use super::media::playout::PlayoutBuffer;
+use super::media::resample::{Downsampler, Upsampler};
+use super::{Inner, presence_event};
+use crate::clock;
+use crate::telco::rtp::g711::Law;
+use crate::telco::voice::{Codec, G711_FRAME, HangupCause, Leg, LegCommand, LegEvent, MediaFrame, Refusal};
+
+/// Longest mark name accepted.
+const MAX_MARK_NAME: usize = 128;
+/// Frames queued towards an agent's socket at most (1 s); beyond it frames are dropped and counted.
+pub const TO_AGENT_QUEUE: usize = 50;
+
+/// What the task sends towards the agent's socket.
+#[derive(Debug)]
+pub enum ToAgent {
+    Audio(Bytes),
+    Text(String),
+    /// Close with code 1000 and this reason, after everything queued before it.
+    Close(&'static str),
+}
+
+/// What arrives from the agent's socket. The channel closing means the socket closed.
+#[derive(Debug)]
+pub enum FromAgent {
+    Audio(Bytes),
+    Text(String),
+}
+
+/// The agent's stream socket, as channels (the HTTP edge pumps the real socket).
+#[derive(Debug)]
+pub struct StreamIo {
+    pub to_agent: mpsc::Sender<ToAgent>,
+    pub from_agent: mpsc::Receiver<FromAgent>,
+}
+
+#[derive(Debug)]
+pub enum Control {
+    Attach(StreamIo),
+    Hangup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+}
+
+/// Where a call stands; the stored `state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Initiated,
+    Ringing,
+    InProgress,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in_progress",
+        }
+    }
+}
+
+/// How a call ended: the stored final state and the reason agents see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub state: &'static str,
+    pub reason: &'static str,
+    pub sip_code: Option<u16>,
+}
+
+impl Ending {
+    const fn new(state: &'static str, reason: &'static str) -> Self {
+        Self { state, reason, sip_code: None }
+    }
+}
+
+/// What `dial` answers with: the first progress of the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialProgress {
+    Ringing,
+    Answered,
+    Ended(Ending),
+}
+
+pub(super) struct CallTask {
+    pub inner: Arc<Inner>,
+    pub call_id: String,
+    pub number: String,
+    pub peer: String,
+    pub direction: Direction,
+    pub state: State,
+    pub leg: Leg,
+    pub control: mpsc::Receiver<Control>,
+    pub dial_reply: Option<oneshot::Sender<DialProgress>>,
+    /// Until when an offered (inbound) or dialled call may ring before it ends `no_answer`.
+    pub ring_deadline: Instant,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The audio state of one call.
+struct Media {
+    law: Law,
+    reframer: Reframer,
+    playout: PlayoutBuffer,
+    up: Upsampler,
+    down: Downsampler,
+    jitter: JitterBuffer,
+    seq: u16,
+    timestamp: u32,
+    to_network: [i16; FRAME_SAMPLES],
+    narrow: [i16; NARROWBAND_FRAME_SAMPLES],
+    wide: [i16; FRAME_SAMPLES],
+    scratch: [i16; FRAME_SAMPLES],
+}
+
+fn law(codec: Codec) -> Law {
+    match codec {
+        Codec::Pcmu => Law::Ulaw,
+        Codec::Pcma => Law::Alaw,
+    }
+}
+
+#[derive(Deserialize)]
+struct AgentCommand {
+    event: String,
+    name: Option<String>,
+    digits: Option<String>,
+}
+
+impl CallTask {
+    pub async fn run(mut self) {
+        let jitter = JitterBuffer::new(JitterConfig { target_depth: self.leg.jitter_frames.clamp(1, 8) })
+            .unwrap_or_else(|_| JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid"));
+        let mut media = Media {
+            law: law(self.leg.codec),
+            reframer: Reframer::default(),
+            playout: PlayoutBuffer::default(),
+            up: Upsampler::new(),
+            down: Downsampler::new(),
+            jitter,
+            seq: rand::random(),
+            timestamp: rand::random(),
+            to_network: [0; FRAME_SAMPLES],
+            narrow: [0; NARROWBAND_FRAME_SAMPLES],
+            wide: [0; FRAME_SAMPLES],
+            scratch: [0; FRAME_SAMPLES],
+        };
+        let mut tick = tokio::time::interval(Duration::from_millis(frame::FRAME_MS as u64));
+        tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
+        let mut stream: Option<StreamIo> = None;
+        let ending = loop {
+            let ringing = self.state != State::InProgress;
+            tokio::select! {
+                _ = tick.tick() => self.on_tick(&mut media, stream.as_ref()),
+                event = self.leg.events.recv() => match event {
+                    Some(event) => {
+                        if let Some(ending) = self.on_leg_event(event, &mut media, stream.as_ref()).await {
+                            break ending;
+                        }
+                    }
+                    None => break Ending::new("failed", "failed"),
+                },
+                control = self.control.recv() => match control {
+                    Some(Control::Attach(io)) => {
+                        if stream.is_some() {
+                            let _ = io.to_agent.try_send(ToAgent::Close("already_streaming"));
+                            continue;
+                        }
+                        self.on_attach(&io).await;
+                        stream = Some(io);
+                    }
+                    Some(Control::Hangup) | None => break self.local_hangup(),
+                },
+                msg = recv_agent(&mut stream) => match msg {
+                    Some(msg) => self.on_agent(msg, &mut media, stream.as_ref()),
+                    // The agent closed its socket: that is a hang-up.
+                    None => {
+                        stream = None;
+                        break self.local_hangup();
+                    }
+                },
+                _ = tokio::time::sleep_until(self.ring_deadline), if ringing => {
+                    let ending = Ending { sip_code: Some(480), ..Ending::new("no_answer", "no_answer") };
+                    let command = match self.direction {
+                        Direction::Inbound => LegCommand::Reject(Refusal::NoAnswer),
+                        Direction::Outbound => LegCommand::Hangup,
+                    };
+                    let _ = self.leg.commands.try_send(command);
+                    break ending;
+                }
+                _ = self.shutdown.changed() => {
+                    let _ = self.leg.commands.try_send(LegCommand::Hangup);
+                    break Ending::new("failed", "failed");
+                }
+            }
+        };
+        self.finish(ending, stream).await;
+    }
+
+    fn on_tick(&mut self, m: &mut Media, stream: Option<&StreamIo>) {
+        let started = std::time::Instant::now();
+        // Network -> agent.
+        while let Ok(f) = self.leg.media_in.try_recv() {
+            m.jitter.insert(0, f.seq, f.timestamp, &f.payload);
+        }
+        match m.jitter.pop() {
+            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => {
+                m.law.decode(payload, &mut m.narrow);
+            }
+            _ => m.narrow = [0; NARROWBAND_FRAME_SAMPLES],
+        }
+        // The upsampler runs on silence too, so its state stays continuous.
+        m.up.process(&m.narrow, &mut m.wide);
+        if let Some(s) = stream {
+            let mut bytes = vec![0u8; FRAME_BYTES];
+            frame::samples_to_s16le(&m.wide, &mut bytes);
+            if s.to_agent.try_send(ToAgent::Audio(Bytes::from(bytes))).is_err() {
+                self.inner.metrics.voice_frames_dropped.inc();
+            }
+        }
+        // Agent -> network.
+        let played = m.playout.pop(&mut m.to_network);
+        if let Some(s) = stream {
+            for mark in played.marks {
+                let _ = s.to_agent.try_send(ToAgent::Text(json!({"event": "mark", "name": mark.name}).to_string()));
+            }
+        } else {
+            drop(played);
+        }
+        if self.state == State::InProgress {
+            m.down.process(&m.to_network, &mut m.narrow);
+            let mut payload = [0u8; G711_FRAME];
+            m.law.encode(&m.narrow, &mut payload);
+            let frame = MediaFrame { seq: m.seq, timestamp: m.timestamp, payload };
+            m.seq = m.seq.wrapping_add(1);
+            m.timestamp = m.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
+            // A far end that cannot keep up loses this frame, as on a real network.
+            let _ = self.leg.media_out.try_send(frame);
+        }
+        self.inner.metrics.voice_tick.observe(started.elapsed().as_secs_f64());
+    }
+
+    async fn on_attach(&mut self, io: &StreamIo) {
+        let (from, to) = match self.direction {
+            Direction::Outbound => (&self.number, &self.peer),
+            Direction::Inbound => (&self.peer, &self.number),
+        };
+        let codec = json!({"codec": self.leg.codec.name(), "sample_rate": self.leg.codec.sample_rate()});
+        let answering = self.direction == Direction::Inbound && self.state != State::InProgress;
+        let state = if answering { State::InProgress } else { self.state };
+        let connected = json!({
+            "event": "connected",
+            "version": 1,
+            "call_id": self.call_id,
+            "direction": self.direction.as_str(),
+            "from": from,
+            "to": to,
+            "format": {"encoding": "pcm_s16le", "sample_rate": 16000, "channels": 1, "frame_ms": 20, "frame_bytes": 640},
+            "upstream": codec,
+            "state": state.as_str(),
+        });
+        let _ = io.to_agent.try_send(ToAgent::Text(connected.to_string()));
+        if answering {
+            // Opening the stream answers an offered call.
+            let _ = self.leg.commands.send(LegCommand::Answer).await;
+            self.answered().await;
+            let _ = io.to_agent.try_send(ToAgent::Text(r#"{"event":"answered"}"#.to_owned()));
+        } else if self.state == State::Ringing {
+            let _ = io.to_agent.try_send(ToAgent::Text(r#"{"event":"ringing"}"#.to_owned()));
+        } else if self.state == State::InProgress {
+            let _ = io.to_agent.try_send(ToAgent::Text(r#"{"event":"answered"}"#.to_owned()));
+        }
+    }
+
+    async fn answered(&mut self) {
+        self.state = State::InProgress;
+        if let Err(err) = self.inner.store.call_answered(&self.call_id, clock::now_ms()).await {
+            tracing::warn!(call_id = %self.call_id, error = %err, "call answer not recorded");
+        }
+    }
+
+    async fn on_leg_event(&mut self, event: LegEvent, m: &mut Media, stream: Option<&StreamIo>) -> Option<Ending> {
+        let say = |text: String| {
+            if let Some(s) = stream {
+                let _ = s.to_agent.try_send(ToAgent::Text(text));
+            }
+        };
+        match event {
+            LegEvent::Ringing | LegEvent::EarlyMedia => {
+                if self.state == State::Initiated {
+                    self.state = State::Ringing;
+                    if let Err(err) = self.inner.store.call_ringing(&self.call_id).await {
+                        tracing::warn!(call_id = %self.call_id, error = %err, "call ringing not recorded");
+                    }
+                    say(r#"{"event":"ringing"}"#.to_owned());
+                }
+                if let Some(reply) = self.dial_reply.take() {
+                    let _ = reply.send(DialProgress::Ringing);
+                }
+            }
+            LegEvent::Answered => {
+                if self.state != State::InProgress {
+                    self.answered().await;
+                    say(r#"{"event":"answered"}"#.to_owned());
+                }
+                if let Some(reply) = self.dial_reply.take() {
+                    let _ = reply.send(DialProgress::Answered);
+                }
+            }
+            LegEvent::Dtmf { digit, duration_ms } => {
+                say(json!({"event": "dtmf", "digit": digit.to_string(), "duration_ms": duration_ms}).to_string());
+            }
+            LegEvent::CodecChanged(codec) => m.law = law(codec),
+            LegEvent::Hangup { cause, sip_code } => {
+                let ending = match (self.state, cause) {
+                    (State::InProgress, HangupCause::Failed) => Ending::new("failed", "failed"),
+                    (State::InProgress, _) => Ending::new("completed", "remote_hangup"),
+                    (_, HangupCause::Busy) => Ending::new("busy", "busy"),
+                    (_, HangupCause::NoAnswer) => Ending::new("no_answer", "no_answer"),
+                    (_, HangupCause::Cancelled) => Ending::new("cancelled", "cancelled"),
+                    (_, HangupCause::Failed | HangupCause::Normal) => Ending::new("failed", "failed"),
+                };
+                return Some(Ending { sip_code, ..ending });
+            }
+        }
+        None
+    }
+
+    /// This side hangs up: the network is told, and the call ends by the state it was in.
+    fn local_hangup(&mut self) -> Ending {
+        match (self.state, self.direction) {
+            (State::InProgress, _) => {
+                let _ = self.leg.commands.try_send(LegCommand::Hangup);
+                Ending::new("completed", "local_hangup")
+            }
+            (_, Direction::Outbound) => {
+                let _ = self.leg.commands.try_send(LegCommand::Hangup);
+                Ending::new("cancelled", "cancelled")
+            }
+            (_, Direction::Inbound) => {
+                let _ = self.leg.commands.try_send(LegCommand::Reject(Refusal::Busy));
+                Ending::new("cancelled", "local_hangup")
+            }
+        }
+    }
+
+    fn on_agent(&mut self, msg: FromAgent, m: &mut Media, stream: Option<&StreamIo>) {
+        let Some(s) = stream else { return };
+        let say = |text: String| {
+            let _ = s.to_agent.try_send(ToAgent::Text(text));
+        };
+        let error = |code: &str, message: &str| json!({"event": "error", "code": code, "message": message}).to_string();
+        match msg {
+            FromAgent::Audio(bytes) => {
+                let mut rejected = 0usize;
+                let playout = &mut m.playout;
+                let scratch = &mut m.scratch;
+                let pushed = m.reframer.push(&bytes, |f| {
+                    frame::frame_to_samples(f, scratch);
+                    if let Err(overflow) = playout.push(&scratch[..]) {
+                        rejected += overflow.rejected;
+                    }
+                });
+                if pushed.is_err() {
+                    say(error("odd_length", "binary frames must hold whole 16-bit samples (an even number of bytes)"));
+                }
+                if rejected > 0 {
+                    let dropped_ms = rejected / 16;
+                    let text = json!({"event": "error", "code": "playout_overflow", "dropped_ms": dropped_ms,
+                        "message": "more than 120 s of audio queued; the excess was dropped"});
+                    say(text.to_string());
+                }
+            }
+            FromAgent::Text(text) => {
+                let Ok(cmd) = serde_json::from_str::<AgentCommand>(&text) else {
+                    say(error("bad_message", "text frames must be JSON objects with an \"event\""));
+                    return;
+                };
+                match cmd.event.as_str() {
+                    "mark" => {
+                        let Some(name) = cmd.name.filter(|n| !n.is_empty() && n.chars().count() <= MAX_MARK_NAME)
+                        else {
+                            say(error("bad_message", "mark needs a name of 1 to 128 characters"));
+                            return;
+                        };
+                        // A partial frame before the mark is played (padded), so the mark means
+                        // "everything written before it".
+                        if let Some(f) = m.reframer.flush_padded() {
+                            frame::frame_to_samples(&f, &mut m.scratch);
+                            let _ = m.playout.push(&m.scratch[..]);
+                        }
+                        if m.playout.mark(name).is_err() {
+                            say(error("too_many_marks", "too many marks are waiting to be played"));
+                        }
+                    }
+                    "clear" => {
+                        m.reframer.clear();
+                        m.down.reset();
+                        let cleared = m.playout.clear();
+                        let dropped_ms = cleared.dropped_samples / 16;
+                        let marks: Vec<String> = cleared.marks.map(|mk| mk.name).collect();
+                        say(json!({"event": "cleared", "dropped_ms": dropped_ms}).to_string());
+                        for name in marks {
+                            say(json!({"event": "mark", "name": name, "cleared": true}).to_string());
+                        }
+                    }
+                    "dtmf" => {
+                        let digits = cmd.digits.unwrap_or_default();
+                        let valid = !digits.is_empty()
+                            && digits.len() <= 32
+                            && digits.chars().all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c));
+                        if !valid {
+                            say(error("bad_message", "dtmf needs digits: 1 to 32 of 0-9 * # A-D"));
+                            return;
+                        }
+                        for d in digits.chars() {
+                            let _ = self.leg.commands.try_send(LegCommand::SendDtmf(d.to_ascii_uppercase()));
+                        }
+                    }
+                    "hangup" => {
+                        // Handled by closing: the pump closes the socket, which ends the call.
+                        let _ = s.to_agent.try_send(ToAgent::Close("local_hangup"));
+                    }
+                    _ => say(error("unknown_event", "unknown event; see docs/voice-protocol.md")),
+                }
+            }
+        }
+    }
+
+    async fn finish(mut self, ending: Ending, stream: Option<StreamIo>) {
+        let now = clock::now_ms();
+        if let Err(err) = self
+            .inner
+            .store
+            .end_call(&self.call_id, ending.state, ending.reason, ending.sip_code.map(i64::from), now)
+            .await
+        {
+            tracing::warn!(call_id = %self.call_id, error = %err, "call end not recorded");
+        }
+        if let Some(s) = stream {
+            let mut hangup = json!({"event": "hangup", "reason": ending.reason});
+            if let Some(code) = ending.sip_code {
+                hangup["sip_code"] = code.into();
+            }
+            let _ = s.to_agent.send(ToAgent::Text(hangup.to_string())).await;
+            let _ = s.to_agent.send(ToAgent::Close(ending.reason)).await;
+        }
+        if let Some(reply) = self.dial_reply.take() {
+            let _ = reply.send(DialProgress::Ended(ending));
+        }
+        self.inner.ended(&self.call_id, &self.number, presence_event_ended(&self.call_id, ending.reason));
+    }
+}
+
+fn presence_event_ended(call_id: &str, reason: &str) -> String {
+    presence_event(json!({"event": "ended", "call_id": call_id, "reason": reason}))
+}
+
+async fn recv_agent(stream: &mut Option<StreamIo>) -> Option<FromAgent> {
+    match stream {
+        Some(s) => s.from_agent.recv().await,
+        None => std::future::pending().await,
+    }
+}
