@@ -67,11 +67,14 @@ pub struct Config {
 pub struct VoiceConfig {
     /// How long an incoming call rings the presence sockets before it ends `no_answer`.
     pub ring_timeout_secs: u64,
+    /// Record every call to `DIR/<call_id>.wav` (16 kHz stereo: the far end left, the agent
+    /// right); unset = no recording.
+    pub recordings_dir: Option<String>,
 }
 
 impl Default for VoiceConfig {
     fn default() -> Self {
-        Self { ring_timeout_secs: 30 }
+        Self { ring_timeout_secs: 30, recordings_dir: None }
     }
 }
 
@@ -319,6 +322,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sim.delivery_delay_ms", KeyKind::Int),
     ("sim.answer_delay_ms", KeyKind::Int),
     ("voice.ring_timeout_secs", KeyKind::Int),
+    ("voice.recordings_dir", KeyKind::Str),
     ("smpp_url", KeyKind::Str),
     ("smpp.system_type", KeyKind::Str),
     ("smpp.bind_mode", KeyKind::Str),
@@ -597,6 +601,7 @@ mod tests {
             relayer_key: Some(Secret::new("k")),
             facilitator_url: Some("http://x".to_owned()),
             smpp_url: Some(Secret::new("smpp://a:b@h:1")),
+            voice: VoiceConfig { recordings_dir: Some("/tmp".to_owned()), ..VoiceConfig::default() },
             ..Config::default()
         })
         .expect("serializes");

@@ -206,6 +206,9 @@ impl App {
             Ok(n) => tracing::warn!(count = n, "calls interrupted by the last stop marked failed"),
             Err(err) => tracing::warn!(error = %err, "settling interrupted calls failed"),
         }
+        if let Some(dir) = &config.voice.recordings_dir {
+            std::fs::create_dir_all(dir).map_err(|e| StartError::Config(format!("voice.recordings_dir {dir}: {e}")))?;
+        }
         let public_url = config.public_base_url();
         let (incoming_tx, incoming_rx) = mpsc::channel(64);
         let directory = subscriptions.directory();
@@ -217,7 +220,10 @@ impl App {
             Arc::new(sim_voice),
             incoming_rx,
             metrics.clone(),
-            Duration::from_secs(config.voice.ring_timeout_secs),
+            voice::VoiceSettings {
+                ring_timeout: Duration::from_secs(config.voice.ring_timeout_secs),
+                recordings: config.voice.recordings_dir.as_ref().map(std::path::PathBuf::from),
+            },
             &public_url,
             shutdown_rx.clone(),
         );

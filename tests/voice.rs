@@ -381,3 +381,38 @@ async fn unanswered_calls_end_no_answer() {
     assert_eq!(call_row(&s, call_id).await, ("no_answer".to_owned(), "no_answer".to_owned()));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_are_recorded_to_wav() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let recordings = dir.path().join("recordings");
+    let path = recordings.to_string_lossy().into_owned();
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.sim.answer_delay_ms = 20;
+        c.voice.recordings_dir = Some(path);
+    })
+    .await;
+    let (token, num) = s.grant(&wallet(1), 30).await;
+    let dialed = dial(&s, &token, &num, ECHO).await;
+    let call_id = dialed["call_id"].as_str().expect("id").to_owned();
+    let mut ws = connect(dialed["stream_url"].as_str().expect("url"), &token).await;
+    while event(&mut ws).await["event"] != "answered" {}
+    ws.send(Message::Binary(tone(800.0, 1500).into())).await.expect("send");
+    frames(&mut ws, 60).await;
+    ws.close(None).await.expect("close");
+    assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
+    s.stop().await;
+
+    // Finalized off the async threads; the file is complete once the service has stopped.
+    let file = recordings.join(format!("{call_id}.wav"));
+    let mut reader = hound::WavReader::open(&file).expect("a valid WAV");
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 16_000, 16));
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.expect("sample")).collect();
+    let far: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let agent: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    assert!(far.len() >= 16_000, "at least a second recorded: {}", far.len());
+    let candidates = [400.0, 800.0, 1600.0];
+    assert_eq!(dominant_frequency(&agent, RATE, &candidates), Some(800.0), "the agent's side");
+    assert_eq!(dominant_frequency(&far, RATE, &candidates), Some(800.0), "the echo on the far side");
+}

@@ -21,6 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
 use super::media::jitter::{JitterBuffer, JitterConfig, Pop};
 use super::media::playout::PlayoutBuffer;
+use super::media::recorder::{Recorder, RecordingLayout};
 use super::media::resample::{Downsampler, Upsampler};
 use super::{Inner, presence_event};
 use crate::clock;
@@ -145,6 +146,8 @@ struct Media {
     narrow: [i16; NARROWBAND_FRAME_SAMPLES],
     wide: [i16; FRAME_SAMPLES],
     scratch: [i16; FRAME_SAMPLES],
+    /// Optional WAV recording, written on its own thread.
+    recorder: Option<Recorder>,
 }
 
 fn law(codec: Codec) -> Law {
@@ -178,6 +181,12 @@ impl CallTask {
             narrow: [0; NARROWBAND_FRAME_SAMPLES],
             wide: [0; FRAME_SAMPLES],
             scratch: [0; FRAME_SAMPLES],
+            recorder: self.inner.recordings.as_ref().and_then(|dir| {
+                let path = dir.join(format!("{}.wav", self.call_id));
+                Recorder::start(&path, RecordingLayout::Stereo)
+                    .inspect_err(|err| tracing::warn!(call_id = %self.call_id, error = %err, "recording not started"))
+                    .ok()
+            }),
         };
         let mut tick = tokio::time::interval(Duration::from_millis(frame::FRAME_MS as u64));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -228,6 +237,16 @@ impl CallTask {
                 }
             }
         };
+        if let Some(recorder) = media.recorder.take() {
+            // Finalizing writes the header: blocking I/O, off the async threads.
+            let call_id = self.call_id.clone();
+            let finished = tokio::task::spawn_blocking(move || {
+                if let Err(err) = recorder.finish() {
+                    tracing::warn!(%call_id, error = %err, "recording not finalized");
+                }
+            });
+            let _ = finished.await;
+        }
         self.finish(ending, stream).await;
     }
 
@@ -270,6 +289,10 @@ impl CallTask {
             m.timestamp = m.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
             // A far end that cannot keep up loses this frame, as on a real network.
             let _ = self.leg.media_out.try_send(frame);
+            if let Some(recorder) = &mut m.recorder {
+                // Never blocks: a full queue drops the frame and the file keeps its timing.
+                let _ = recorder.write(&m.wide, &m.to_network);
+            }
         }
         self.inner.metrics.voice_tick.observe(started.elapsed().as_secs_f64());
     }

@@ -55,6 +55,14 @@ pub struct Dialed {
     pub state: &'static str,
 }
 
+/// How calls are run (from the configuration).
+#[derive(Debug, Clone)]
+pub struct VoiceSettings {
+    pub ring_timeout: Duration,
+    /// Where to record calls, if at all.
+    pub recordings: Option<std::path::PathBuf>,
+}
+
 #[derive(Clone)]
 pub struct VoiceService {
     inner: Arc<Inner>,
@@ -71,6 +79,7 @@ pub(crate) struct Inner {
     network: Arc<dyn VoiceNetwork>,
     metrics: Arc<Metrics>,
     ring_timeout: Duration,
+    recordings: Option<std::path::PathBuf>,
     /// `ws://host` or `wss://host`, from the public URL.
     stream_base: String,
     calls: Mutex<HashMap<String, CallEntry>>,
@@ -147,7 +156,7 @@ impl VoiceService {
         network: Arc<dyn VoiceNetwork>,
         incoming: mpsc::Receiver<IncomingCall>,
         metrics: Arc<Metrics>,
-        ring_timeout: Duration,
+        settings: VoiceSettings,
         public_url: &str,
         shutdown: watch::Receiver<bool>,
     ) -> (Self, JoinHandle<()>) {
@@ -159,7 +168,8 @@ impl VoiceService {
             store,
             network,
             metrics,
-            ring_timeout,
+            ring_timeout: settings.ring_timeout,
+            recordings: settings.recordings,
             stream_base,
             calls: Mutex::new(HashMap::new()),
             presence: Mutex::new(HashMap::new()),
