@@ -399,7 +399,11 @@ async fn calls_are_recorded_to_wav() {
     while event(&mut ws).await["event"] != "answered" {}
     ws.send(Message::Binary(tone(800.0, 1500).into())).await.expect("send");
     frames(&mut ws, 60).await;
-    ws.close(None).await.expect("close");
+    // The hangup command: the last event says why, then the server closes.
+    send_json(&mut ws, json!({"event": "hangup"})).await;
+    let (hangup, close) = until_closed(&mut ws).await;
+    assert_eq!(hangup["reason"], "local_hangup");
+    assert_eq!(close, Some((CloseCode::Normal, "local_hangup".to_owned())));
     assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
     s.stop().await;
 

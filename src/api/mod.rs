@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sms/send", post(sms::send_sms))
         .route("/sms/receive", get(sms::receive_sms))
         .route("/sms/messages", get(sms::list_messages))
+        .route("/sms/code", get(sms::wait_for_code))
         .route("/sms/voice/dial", post(voice::dial))
         .route("/sms/voice/hangup", post(voice::hangup))
         .route("/sms/voice/calls", get(voice::list_calls))

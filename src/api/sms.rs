@@ -167,6 +167,53 @@ pub async fn receive_sms(
 }
 
 #[derive(Deserialize)]
+pub struct CodeQuery {
+    wait: Option<String>,
+    from: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct CodeResponse {
+    /// `null` when no message with a code arrived within the wait.
+    code: Option<String>,
+    sender: Option<String>,
+    message_id: Option<String>,
+    body: Option<String>,
+    received_at: Option<String>,
+}
+
+/// `GET /sms/code?wait=&from=`: the one-time code of the next unclaimed message that carries one
+/// (that message is claimed; others stay for `/sms/receive`).
+pub async fn wait_for_code(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    AppQuery(q): AppQuery<CodeQuery>,
+) -> Result<Json<CodeResponse>, ApiError> {
+    let max_wait = state.limits.max_wait_secs;
+    let wait = match q.wait.as_deref() {
+        None | Some("") => 0,
+        Some(raw) => raw.parse::<u64>().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
+            ApiError::invalid_request(format!("wait must be an integer from 0 to {max_wait} (seconds)"))
+        })?,
+    };
+    let from = q.from.as_deref().map(str::trim).filter(|f| !f.is_empty());
+    if from.is_some_and(|f| f.len() > 32) {
+        return Err(ApiError::invalid_request("from must be a sender of at most 32 characters"));
+    }
+    let found = state.sms.wait_for_code(caller.subscription_id, from, Duration::from_secs(wait)).await?;
+    Ok(Json(match found {
+        Some(c) => CodeResponse {
+            code: Some(c.code),
+            sender: Some(c.message.peer),
+            message_id: Some(c.message.message_id),
+            body: Some(c.message.body),
+            received_at: Some(rfc3339(c.message.received_at.unwrap_or(c.message.created_at))),
+        },
+        None => CodeResponse { code: None, sender: None, message_id: None, body: None, received_at: None },
+    }))
+}
+
+#[derive(Deserialize)]
 pub struct HistoryQuery {
     direction: Option<String>,
     since: Option<String>,

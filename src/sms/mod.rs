@@ -10,6 +10,7 @@
 mod bounded_tasks;
 mod delivery;
 mod dispatcher;
+pub mod otp;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -170,9 +171,73 @@ impl SmsService {
         }
     }
 
+    /// The next unclaimed inbound message carrying a one-time code (from `from`, if given):
+    /// claims that message only and answers its code; long-polls up to `wait` for one to arrive.
+    /// Messages without a code are left for `receive`.
+    pub async fn wait_for_code(
+        &self,
+        owner: i64,
+        from: Option<&str>,
+        wait: Duration,
+    ) -> Result<Option<Code>, SmsError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let signal = self.hub.watch(owner);
+        let mut shutdown = self.shutdown.clone();
+        let mut after = 0;
+        loop {
+            let notified = signal.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            loop {
+                let rows = self.store.unclaimed_inbound(owner, after, CODE_SCAN_BATCH).await?;
+                let more = rows.len() as i64 == CODE_SCAN_BATCH;
+                for m in rows {
+                    after = m.id;
+                    if from.is_some_and(|f| !same_sender(f, &m.peer)) {
+                        continue;
+                    }
+                    let Some(code) = otp::extract(&m.body) else { continue };
+                    if self.store.claim_message(m.id, clock::now_ms()).await? {
+                        return Ok(Some(Code { code, message: m }));
+                    }
+                }
+                if !more {
+                    break;
+                }
+            }
+            if wait.is_zero() || tokio::time::Instant::now() >= deadline || *shutdown.borrow() {
+                return Ok(None);
+            }
+            let parked = Parked::new(&self.metrics.longpoll_waiting);
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+            drop(parked);
+        }
+    }
+
     pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, SmsError> {
         Ok(self.store.history(owner, filter, limit).await?)
     }
+}
+
+/// Unclaimed messages examined per query while looking for a code.
+const CODE_SCAN_BATCH: i64 = 100;
+
+/// A one-time code and the message that carried it (now claimed).
+#[derive(Debug)]
+pub struct Code {
+    pub code: String,
+    pub message: ClaimedMessage,
+}
+
+/// Whether a sender filter names this sender: numbers compare with or without `+`,
+/// alphanumeric senders case-insensitively.
+fn same_sender(filter: &str, sender: &str) -> bool {
+    let f = filter.trim();
+    f.eq_ignore_ascii_case(sender) || (!f.starts_with('+') && sender.strip_prefix('+') == Some(f))
 }
 
 #[derive(Debug)]

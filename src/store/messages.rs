@@ -129,6 +129,34 @@ impl Store {
         Ok(rows)
     }
 
+    /// Unclaimed inbound messages of `owner` with ids above `after_id`, oldest first.
+    pub async fn unclaimed_inbound(
+        &self,
+        owner: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        Ok(sqlx::query_as::<_, ClaimedMessage>(
+            "SELECT id, message_id, number, peer, body, created_at, received_at FROM messages \
+             WHERE owner = $1 AND direction = 'received' AND delivered_at IS NULL AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(owner)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
+    /// Claims one inbound message if nobody has: `false` when another caller got it first.
+    pub async fn claim_message(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE messages SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL")
+            .bind(now_ms)
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// One page of `owner`'s history, newest first; fetches `limit` rows.
     pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, StoreError> {
         let direction = filter.direction.map(Direction::as_str);

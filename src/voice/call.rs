@@ -215,7 +215,11 @@ impl CallTask {
                     Some(Control::Hangup) | None => break self.local_hangup(),
                 },
                 msg = recv_agent(&mut stream) => match msg {
-                    Some(msg) => self.on_agent(msg, &mut media, stream.as_ref()),
+                    Some(msg) => {
+                        if self.on_agent(msg, &mut media, stream.as_ref()) {
+                            break self.local_hangup();
+                        }
+                    }
                     // The agent closed its socket: that is a hang-up.
                     None => {
                         stream = None;
@@ -401,8 +405,9 @@ impl CallTask {
         }
     }
 
-    fn on_agent(&mut self, msg: FromAgent, m: &mut Media, stream: Option<&StreamIo>) {
-        let Some(s) = stream else { return };
+    /// Handles one agent message; `true` when the agent asked to hang up.
+    fn on_agent(&mut self, msg: FromAgent, m: &mut Media, stream: Option<&StreamIo>) -> bool {
+        let Some(s) = stream else { return false };
         let say = |text: String| {
             let _ = s.to_agent.try_send(ToAgent::Text(text));
         };
@@ -431,14 +436,14 @@ impl CallTask {
             FromAgent::Text(text) => {
                 let Ok(cmd) = serde_json::from_str::<AgentCommand>(&text) else {
                     say(error("bad_message", "text frames must be JSON objects with an \"event\""));
-                    return;
+                    return false;
                 };
                 match cmd.event.as_str() {
                     "mark" => {
                         let Some(name) = cmd.name.filter(|n| !n.is_empty() && n.chars().count() <= MAX_MARK_NAME)
                         else {
                             say(error("bad_message", "mark needs a name of 1 to 128 characters"));
-                            return;
+                            return false;
                         };
                         // A partial frame before the mark is played (padded), so the mark means
                         // "everything written before it".
@@ -468,20 +473,18 @@ impl CallTask {
                             && digits.chars().all(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(c));
                         if !valid {
                             say(error("bad_message", "dtmf needs digits: 1 to 32 of 0-9 * # A-D"));
-                            return;
+                            return false;
                         }
                         for d in digits.chars() {
                             let _ = self.leg.commands.try_send(LegCommand::SendDtmf(d.to_ascii_uppercase()));
                         }
                     }
-                    "hangup" => {
-                        // Handled by closing: the pump closes the socket, which ends the call.
-                        let _ = s.to_agent.try_send(ToAgent::Close("local_hangup"));
-                    }
+                    "hangup" => return true,
                     _ => say(error("unknown_event", "unknown event; see docs/voice-protocol.md")),
                 }
             }
         }
+        false
     }
 
     async fn finish(mut self, ending: Ending, stream: Option<StreamIo>) {
