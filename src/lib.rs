@@ -237,6 +237,8 @@ impl App {
             metrics,
             started: Instant::now(),
             admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.expose().as_bytes()).into()),
+            mcp_shutdown: tokio_util::sync::CancellationToken::new(),
+            public_host: public_url.split_once("://").map(|(_, rest)| rest.trim_end_matches('/').to_owned()),
             openapi: api::render_openapi(&public_url).into(),
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
@@ -258,11 +260,13 @@ impl App {
         let addr = listener.local_addr()?;
         tracing::info!("listening on http://{addr}");
         let shutdown = self.shutdown.clone();
+        let mcp = self.state.mcp_shutdown.clone();
         axum::serve(listener, self.router())
             .with_graceful_shutdown(async move {
                 signal.await;
                 tracing::info!("shutting down");
                 let _ = shutdown.send(true);
+                mcp.cancel();
             })
             .await?;
         self.stop().await;

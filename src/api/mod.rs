@@ -7,6 +7,7 @@
 mod admin;
 mod discovery;
 mod extract;
+mod mcp;
 mod ops;
 mod sms;
 mod subscriptions;
@@ -39,6 +40,10 @@ pub struct AppState {
     pub started: Instant,
     pub admin_key_hash: Option<[u8; 32]>,
     pub limits: Arc<crate::config::LimitsConfig>,
+    /// Host (and port) of the public URL, for the MCP endpoint's allowed hosts.
+    pub public_host: Option<String>,
+    /// Cancelled at shutdown: ends the MCP endpoint's open streams so shutdown does not wait on them.
+    pub mcp_shutdown: tokio_util::sync::CancellationToken,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Arc<str>,
     pub llms_txt: Arc<str>,
@@ -72,6 +77,7 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/numbers", post(admin::add_numbers).get(admin::list_numbers))
             .route("/admin/subscriptions", post(admin::grant_subscription));
     }
+    app = app.nest_service("/mcp", mcp_service(state.clone()));
     let body_limit = state.limits.max_body_bytes;
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -79,6 +85,25 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .with_state(state)
+}
+
+/// The MCP endpoint: streamable HTTP, sessions for 2025-11-25 clients, stateless for 2026-07-28.
+/// Allowed hosts: loopback plus the public URL's host (DNS-rebinding guard).
+fn mcp_service(
+    state: AppState,
+) -> rmcp::transport::streamable_http_server::StreamableHttpService<
+    mcp::Mcp,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+> {
+    use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+    let mut hosts = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
+    if let Some(host) = state.public_host.as_deref() {
+        hosts.push(host.to_owned());
+    }
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_cancellation_token(state.mcp_shutdown.child_token());
+    StreamableHttpService::new(move || Ok(mcp::Mcp::new(state.clone())), Default::default(), config)
 }
 
 async fn not_found() -> ApiError {

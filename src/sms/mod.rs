@@ -171,6 +171,11 @@ impl SmsService {
         }
     }
 
+    /// Messages already handed out after `after` (a repeated MCP `receive_sms` whose answer was lost).
+    pub async fn received_after(&self, owner: i64, after: i64, limit: i64) -> Result<Vec<ClaimedMessage>, SmsError> {
+        Ok(self.store.claimed_after(owner, after, limit).await?)
+    }
+
     /// The next unclaimed inbound message carrying a one-time code (from `from`, if given):
     /// claims that message only and answers its code; long-polls up to `wait` for one to arrive.
     /// Messages without a code are left for `receive`.

@@ -147,6 +147,24 @@ impl Store {
         .await?)
     }
 
+    /// Inbound messages of `owner` already handed out, with ids above `after_id`, oldest first.
+    pub async fn claimed_after(
+        &self,
+        owner: i64,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
+        Ok(sqlx::query_as::<_, ClaimedMessage>(
+            "SELECT id, message_id, number, peer, body, created_at, received_at FROM messages \
+             WHERE owner = $1 AND direction = 'received' AND delivered_at IS NOT NULL AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(owner)
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?)
+    }
+
     /// Claims one inbound message if nobody has: `false` when another caller got it first.
     pub async fn claim_message(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE messages SET delivered_at = $1 WHERE id = $2 AND delivered_at IS NULL")
