@@ -9,6 +9,7 @@
 
 pub mod rtp;
 pub mod sim;
+pub mod sip;
 pub mod smpp;
 pub mod sms_encoding;
 pub mod voice;

@@ -1,0 +1,19 @@
+//! SIP for the carrier trunk (RFC 3261), the pure layer: the wire formats and the arithmetic a
+//! user agent needs before it can talk to a trunk.
+//!
+//! - [`message`]: SIP requests and responses over a byte buffer (RFC 3261 §7, §20, §25), stream
+//!   framing by Content-Length (§18.3), URIs (§19.1, RFC 3966 `tel:`), the header accessors the
+//!   UA reads (Via, From/To, CSeq, Contact, Route, Session-Expires of RFC 4028, …), and builders
+//!   for the requests and responses it sends.
+//! - [`sdp`]: session descriptions (RFC 8866, the subset a trunk uses) and the offer/answer rules
+//!   of RFC 3264 for one audio stream of PCMU/PCMA/G.722 plus RFC 4733 telephone-event.
+//! - [`digest`]: Digest authentication for 401/407 challenges (RFC 2617, RFC 7616).
+//!
+//! What this module must not do (yet): own a socket, resolve a name, read a clock, draw random
+//! numbers, or keep state between messages. Branches, tags, Call-IDs and cnonces are passed in;
+//! retransmission timers, transactions (§17), dialogs (§12) and the trunk session will be layers
+//! above these codecs, as `smpp::session` sits above `smpp::pdu`.
+
+pub mod digest;
+pub mod message;
+pub mod sdp;
