@@ -229,6 +229,7 @@ impl App {
         );
         let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
 
+        let docs = api::render_documents(&public_url, &config.service_name, subscriptions.terms());
         let state = api::AppState {
             store,
             subscriptions,
@@ -239,7 +240,8 @@ impl App {
             admin_key_hash: config.admin_key.as_ref().map(|k| Sha256::digest(k.expose().as_bytes()).into()),
             mcp_shutdown: tokio_util::sync::CancellationToken::new(),
             public_host: public_url.split_once("://").map(|(_, rest)| rest.trim_end_matches('/').to_owned()),
-            openapi: api::render_openapi(&public_url).into(),
+            openapi: docs.openapi.clone().into(),
+            docs: Arc::new(docs),
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
         };

@@ -124,6 +124,11 @@ fn clamp_limit(limit: Option<i64>) -> i64 {
 }
 
 impl Mcp {
+    /// The tools this server offers (for the server card).
+    pub fn tools() -> Vec<rmcp::model::Tool> {
+        Self::tool_router().list_all()
+    }
+
     pub fn new(state: AppState) -> Self {
         Self { state, tool_router: Self::tool_router() }
     }

@@ -12,6 +12,7 @@ mod ops;
 mod sms;
 mod subscriptions;
 mod voice;
+mod wellknown;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub public_host: Option<String>,
     /// Cancelled at shutdown: ends the MCP endpoint's open streams so shutdown does not wait on them.
     pub mcp_shutdown: tokio_util::sync::CancellationToken,
+    /// `/.well-known/*` and `/llms-full.txt`, rendered once at start.
+    pub docs: Arc<wellknown::Documents>,
     /// The OpenAPI document, rendered once at start.
     pub openapi: Arc<str>,
     pub llms_txt: Arc<str>,
@@ -71,7 +74,11 @@ pub fn router(state: AppState) -> Router {
         .route("/health/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
-        .route("/llms.txt", get(ops::llms_txt));
+        .route("/llms.txt", get(ops::llms_txt))
+        .route("/llms-full.txt", get(wellknown::llms_full))
+        .route("/.well-known/x402", get(wellknown::x402))
+        .route("/.well-known/x402.json", get(wellknown::x402))
+        .route("/.well-known/mcp.json", get(wellknown::mcp_card));
     if state.admin_key_hash.is_some() {
         app = app
             .route("/admin/numbers", post(admin::add_numbers).get(admin::list_numbers))
@@ -128,15 +135,13 @@ async fn track(State(state): State<AppState>, req: Request, next: Next) -> Respo
     response
 }
 
-/// The OpenAPI document (`openapi.json` beside this file) with this server's public URL.
-pub fn render_openapi(public_url: &str) -> String {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(include_str!("openapi.json")).expect("invariant: openapi.json is valid JSON (tested)");
-    doc["servers"] = serde_json::json!([{ "url": public_url }]);
-    if let Some(info) = doc.get_mut("info").and_then(|i| i.get_mut("x-service-info")) {
-        info["documentation"] = format!("{public_url}/llms.txt").into();
-    }
-    doc.to_string()
+/// Every discovery document (OpenAPI, `/.well-known/*`, `/llms-full.txt`) for this server.
+pub fn render_documents(
+    public_url: &str,
+    service_name: &str,
+    terms: &crate::payments::terms::PaymentTerms,
+) -> wellknown::Documents {
+    wellknown::render(public_url, service_name, terms)
 }
 
 /// The agent guide (`llms.txt` beside this file) with this server's URL and name.

@@ -137,7 +137,70 @@ pub fn payment_required_v2(terms: &PaymentTerms, error: &str) -> Value {
             "mimeType": "application/json",
         },
         "accepts": [requirement_v2(terms)],
-        "extensions": {},
+        "extensions": { "bazaar": bazaar(terms) },
+    })
+}
+
+/// The Bazaar discovery extension (`extensions.bazaar`): how to call the paid resource (`info`)
+/// and a JSON Schema that `info` validates against (`schema`), so facilitators can catalogue it
+/// and agents can build the call from the challenge alone.
+pub fn bazaar(terms: &PaymentTerms) -> Value {
+    json!({
+        "info": {
+            "input": {
+                "type": "http",
+                "method": "POST",
+                "bodyType": "json",
+                "body": {},
+                "headers": {"Idempotency-Key": "optional, 16-128 chars of A-Z a-z 0-9 _ -"},
+            },
+            "output": {
+                "type": "json",
+                "example": {
+                    "token": "an_1Zr…",
+                    "number": "+12025550100",
+                    "expires_at": "2027-11-22T00:00:00.000Z",
+                    "renewed": false,
+                },
+            },
+            "description": terms.description,
+        },
+        "schema": {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "required": ["input", "output"],
+            "properties": {
+                "input": {
+                    "type": "object",
+                    "required": ["type", "method", "bodyType", "body"],
+                    "properties": {
+                        "type": {"const": "http"},
+                        "method": {"const": "POST"},
+                        "bodyType": {"const": "json"},
+                        "body": {"type": "object", "additionalProperties": false},
+                        "headers": {"type": "object"},
+                    },
+                },
+                "output": {
+                    "type": "object",
+                    "required": ["type", "example"],
+                    "properties": {
+                        "type": {"const": "json"},
+                        "example": {
+                            "type": "object",
+                            "required": ["token", "number", "expires_at"],
+                            "properties": {
+                                "token": {"type": "string"},
+                                "number": {"type": "string", "pattern": "^\\+[1-9][0-9]{7,14}$"},
+                                "expires_at": {"type": "string"},
+                                "renewed": {"type": "boolean"},
+                            },
+                        },
+                    },
+                },
+                "description": {"type": "string"},
+            },
+        },
     })
 }
 
@@ -172,6 +235,7 @@ pub fn challenge_body(terms: &PaymentTerms, error: &str, message: &str) -> Value
         "message": message,
         "resource": { "url": terms.resource_url, "description": terms.description, "mimeType": "application/json" },
         "accepts": [accept],
+        "extensions": { "bazaar": bazaar(terms) },
     })
 }
 
