@@ -263,6 +263,12 @@ impl App {
         tracing::info!("listening on http://{addr}");
         let shutdown = self.shutdown.clone();
         let mcp = self.state.mcp_shutdown.clone();
+        // No Nagle: streamed answers (MCP's SSE events, WebSocket audio frames) are many small
+        // writes, and Nagle + delayed ACK would hold each one back ~40 ms.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(listener, self.router())
             .with_graceful_shutdown(async move {
                 signal.await;

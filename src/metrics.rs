@@ -37,12 +37,16 @@ pub struct Metrics {
     pub longpoll_wakeup: Histogram,
     /// Long-polls parked right now, waiting for a message.
     pub longpoll_waiting: Gauge,
+    /// Inbound commit -> `/sms/code` (or MCP `wait_for_code`) answer carrying its code, in seconds.
+    pub code_wakeup: Histogram,
     /// Processing time of one call's 20 ms media tick (both directions), in seconds.
     pub voice_tick: Histogram,
     /// Calls not yet ended.
     pub voice_calls_active: Gauge,
     /// Frames the agent could not take in time (its socket was backed up): dropped, not queued.
     pub voice_frames_dropped: Counter,
+    /// Network frames dropped from a jitter buffer grown past its target (delay shed after a burst).
+    pub voice_frames_shed: Counter,
 }
 
 impl Default for Metrics {
@@ -64,6 +68,13 @@ impl Default for Metrics {
         );
         let longpoll_waiting = Gauge::default();
         registry.register("sms_longpoll_waiting", "Long-polls parked waiting for a message", longpoll_waiting.clone());
+        let code_wakeup =
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_02, 1.25, 45));
+        registry.register(
+            "sms_code_wakeup_seconds",
+            "Time from the commit of a message carrying a one-time code to the wait_for_code answer with it",
+            code_wakeup.clone(),
+        );
         // 1 µs .. ~0.2 s in steps of 30%.
         let voice_tick = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_001, 1.3, 48));
         registry.register(
@@ -79,6 +90,12 @@ impl Default for Metrics {
             "Audio frames to agents dropped because the agent's socket was backed up",
             voice_frames_dropped.clone(),
         );
+        let voice_frames_shed = Counter::default();
+        registry.register(
+            "voice_frames_shed",
+            "Network audio frames dropped to keep a call's jitter buffer near its target depth",
+            voice_frames_shed.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -86,9 +103,11 @@ impl Default for Metrics {
             pool_numbers,
             longpoll_wakeup,
             longpoll_waiting,
+            code_wakeup,
             voice_tick,
             voice_calls_active,
             voice_frames_dropped,
+            voice_frames_shed,
         }
     }
 }

@@ -198,6 +198,15 @@ async fn two_agents_hear_each_other(backend: Backend) {
 
     // B hangs up by closing its stream: A hears why, both calls end, B's presence is told.
     b.close(None).await.expect("close");
+    // The server completes the closing handshake (no bare reset).
+    let answered = loop {
+        match tokio::time::timeout(Duration::from_secs(5), b.next()).await.expect("in time") {
+            Some(Ok(Message::Close(_))) => break true,
+            Some(Ok(_)) => continue,
+            Some(Err(_)) | None => break false,
+        }
+    };
+    assert!(answered, "the server answers the client's close frame");
     let (hangup, close) = until_closed(&mut a).await;
     assert_eq!(hangup["reason"], "remote_hangup");
     assert_eq!(close, Some((CloseCode::Normal, "remote_hangup".to_owned())));

@@ -327,4 +327,7 @@ async fn stream_pump(socket: WebSocket, mut to_agent: mpsc::Receiver<ToAgent>, f
         _ = writer => {}
         _ = reader => {}
     }
+    // Completes the closing handshake: answers a client's close frame (queued by the protocol
+    // layer when it was read) or flushes our own, then ends the stream.
+    let _ = sink.close().await;
 }

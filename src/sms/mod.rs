@@ -189,6 +189,7 @@ impl SmsService {
         let signal = self.hub.watch(owner);
         let mut shutdown = self.shutdown.clone();
         let mut after = 0;
+        let mut woken = false;
         loop {
             let notified = signal.notified();
             tokio::pin!(notified);
@@ -203,6 +204,9 @@ impl SmsService {
                     }
                     let Some(code) = otp::extract(&m.body) else { continue };
                     if self.store.claim_message(m.id, clock::now_ms()).await? {
+                        if woken && let Some(at) = signal.last_commit() {
+                            self.metrics.code_wakeup.observe(at.elapsed().as_secs_f64());
+                        }
                         return Ok(Some(Code { code, message: m }));
                     }
                 }
@@ -215,9 +219,9 @@ impl SmsService {
             }
             let parked = Parked::new(&self.metrics.longpoll_waiting);
             tokio::select! {
-                _ = &mut notified => {}
-                _ = tokio::time::sleep_until(deadline) => {}
-                _ = shutdown.changed() => {}
+                _ = &mut notified => woken = true,
+                _ = tokio::time::sleep_until(deadline) => woken = false,
+                _ = shutdown.changed() => woken = false,
             }
             drop(parked);
         }

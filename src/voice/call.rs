@@ -140,6 +140,7 @@ struct Media {
     up: Upsampler,
     down: Downsampler,
     jitter: JitterBuffer,
+    jitter_target: usize,
     seq: u16,
     timestamp: u32,
     to_network: [i16; FRAME_SAMPLES],
@@ -166,7 +167,8 @@ struct AgentCommand {
 
 impl CallTask {
     pub async fn run(mut self) {
-        let jitter = JitterBuffer::new(JitterConfig { target_depth: self.leg.jitter_frames.clamp(1, 8) })
+        let jitter_target = self.leg.jitter_frames.clamp(1, 8);
+        let jitter = JitterBuffer::new(JitterConfig { target_depth: jitter_target })
             .unwrap_or_else(|_| JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid"));
         let mut media = Media {
             law: law(self.leg.codec),
@@ -175,6 +177,7 @@ impl CallTask {
             up: Upsampler::new(),
             down: Downsampler::new(),
             jitter,
+            jitter_target,
             seq: rand::random(),
             timestamp: rand::random(),
             to_network: [0; FRAME_SAMPLES],
@@ -259,6 +262,12 @@ impl CallTask {
         // Network -> agent.
         while let Ok(f) = self.leg.media_in.try_recv() {
             m.jitter.insert(0, f.seq, f.timestamp, &f.payload);
+        }
+        // A burst (the far end catching up after a stall) must not become permanent delay: keep
+        // at most two frames beyond the target depth, dropping the oldest.
+        while m.jitter.depth() > m.jitter_target + 2 {
+            let _ = m.jitter.pop();
+            self.inner.metrics.voice_frames_shed.inc();
         }
         match m.jitter.pop() {
             Pop::Frame { payload, .. } if payload.len() == G711_FRAME => {

@@ -71,7 +71,13 @@ impl TestServer {
             Backend::Sqlite => (format!("sqlite://{}/agentline.db", dir.path().display()), None),
             Backend::Postgres => {
                 let admin = pg_admin_url();
-                let name = format!("t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+                // PIDs repeat across test processes: a random part keeps names unique.
+                let name = format!(
+                    "t_{}_{}_{:08x}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst),
+                    rand::random::<u32>()
+                );
                 let pool = AnyPool::connect(&admin).await.expect("TEST_PG_URL reachable (Postgres on 127.0.0.1:5432)");
                 sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&pool)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Voice load: starts `target/release/agentline serve` on a fresh SQLite database with a pool of
+# CALLS+10 numbers, runs the harness (CALLS echo calls for SECONDS), stops the server.
+# usage: tools/voice-load/run.sh CALLS SECONDS [harness options, e.g. --json --ramp-ms 5]
+# VOICE_LOAD_NICE=-10 runs the server and the harness at that niceness (negative: root), so a
+# compile running on the same cores disturbs the figures less. With the kernel's autogroup
+# scheduling a process's nice only counts inside its session's group, so the script then re-runs
+# itself in a new session (setsid) and sets that group's nice too. VOICE_LOAD_PORT: 18430.
+# VOICE_LOAD_SERVER_LOG=FILE keeps the server's log.
+set -euo pipefail
+prio=${VOICE_LOAD_NICE:-0}
+if [ "$prio" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${VOICE_LOAD_IN_GROUP:-}" ]; then
+  VOICE_LOAD_IN_GROUP=1 exec setsid -w "$0" "$@"
+fi
+if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+calls=${1:?usage: run.sh CALLS SECONDS [harness options]}
+secs=${2:?usage: run.sh CALLS SECONDS [harness options]}
+shift 2
+port=${VOICE_LOAD_PORT:-18430}
+key=voice-load-admin-key-0123456789
+pool=$((calls + 10)); [ "$pool" -gt 9900 ] && pool=9900
+
+if [ ! -x "$root/target/release/agentline" ]; then
+  echo "run.sh: building the server (release)" >&2
+  (cd "$root" && cargo build --release --locked)
+fi
+(cd "$here" && cargo build --release --locked --quiet)
+# One socket per call on each side, plus the server's database and HTTP connections.
+ulimit -n "$(ulimit -Hn)"
+
+dir=$(mktemp -d)
+AGENTLINE_LISTEN=127.0.0.1:$port AGENTLINE_DATABASE_URL="sqlite://$dir/voice.db" AGENTLINE_ADMIN_KEY=$key \
+  AGENTLINE_LOG=warn AGENTLINE_SIM_SEED_NUMBERS=$pool \
+  nice -n "$prio" "$root/target/release/agentline" serve 2>"$dir/server.log" &
+pid=$!
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  if [ -n "${VOICE_LOAD_SERVER_LOG:-}" ]; then cp "$dir/server.log" "$VOICE_LOAD_SERVER_LOG"; fi
+  rm -rf "$dir"
+}
+trap cleanup EXIT
+up=
+for _ in $(seq 1 100); do
+  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then up=1; break; fi
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+if [ -z "$up" ]; then echo "run.sh: server did not come up" >&2; tail -20 "$dir/server.log" >&2; exit 1; fi
+
+status=0
+nice -n "$prio" "$here/target/release/voice-load" --base "http://127.0.0.1:$port" --admin-key "$key" \
+  --calls "$calls" --seconds "$secs" --server-pid "$pid" "$@" || status=$?
+warns=$(grep -cE ' (WARN|ERROR) ' "$dir/server.log" || true)
+if [ "$status" -ne 0 ] || [ "$warns" -gt 0 ] || grep -qi panic "$dir/server.log"; then
+  echo "run.sh: server log: $warns WARN/ERROR lines; the most frequent:" >&2
+  sed -E 's/^[^ ]+ +//; s/call_[A-Za-z0-9]+/call_…/g; s/[0-9]+\.[0-9]+/N/g' "$dir/server.log" | sort | uniq -c | sort -rn | head -5 >&2
+fi
+exit "$status"
