@@ -197,6 +197,7 @@ impl App {
                 (Arc::new(sim), vec![worker])
             }
         };
+        let voice_writer = writer.clone();
         let (sms, sms_tasks) =
             SmsService::start(store.clone(), writer, network, events_rx, hub, metrics.clone(), shutdown_rx.clone());
 
@@ -217,6 +218,7 @@ impl App {
             telco::sim::voice::SimVoice::new(incoming_tx, on_net, Duration::from_millis(config.sim.answer_delay_ms));
         let (voice, voice_task) = voice::VoiceService::start(
             store.clone(),
+            voice_writer,
             Arc::new(sim_voice),
             incoming_rx,
             metrics.clone(),
@@ -292,6 +294,8 @@ impl App {
             let _ = voice_task.await;
             // Calls end on the shutdown signal and record how; let them.
             voice.drain().await;
+            // The voice service holds a writer handle: the writer ends once every handle is gone.
+            drop(voice);
             sms_tasks.join().await;
             // Submissions and inbound commits are done: now the binds may unbind.
             let _ = network_stop.send(true);

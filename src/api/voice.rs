@@ -269,6 +269,11 @@ async fn presence_pump(socket: WebSocket, mut subscription: crate::voice::Presen
                     return;
                 }
             }
+            _ = subscription.shutdown.changed() => {
+                let frame = CloseFrame { code: 1001, reason: "server shutting down".into() };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+                return;
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `calls`: one row per call, its state machine persisted. The partial unique index
-//! `calls_one_active` holds the "one active call per number" rule in the database, so two
+//! Reads over `calls` (history, the owner of a number) and the settling of calls interrupted by
+//! a stop. State changes go through the group-commit writer (`CallWrite`). The partial unique
+//! index `calls_one_active` holds the "one active call per number" rule in the database, so two
 //! requests (or two nodes) can never both start a call on a number.
 
 use super::messages::HistoryCursor;
@@ -7,20 +8,6 @@ use super::{Store, StoreError};
 
 /// States that hold the number.
 pub const ACTIVE_STATES: &str = "('initiated', 'ringing', 'in_progress')";
-
-#[derive(Debug, Clone)]
-pub struct NewCall<'a> {
-    pub call_id: &'a str,
-    pub owner: i64,
-    pub number: &'a str,
-    /// `outbound` or `inbound`.
-    pub direction: &'a str,
-    pub peer: &'a str,
-    /// `initiated` (dialling) or `ringing` (offered), or a final state for a refused call.
-    pub state: &'a str,
-    pub end_reason: Option<&'a str>,
-    pub now_ms: i64,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallRow {
@@ -38,72 +25,6 @@ pub struct CallRow {
 }
 
 impl Store {
-    /// Records a call; `false` when the number already has an active call (nothing written).
-    pub async fn insert_call(&self, c: &NewCall<'_>) -> Result<bool, StoreError> {
-        let ended = c.end_reason.map(|_| c.now_ms);
-        let inserted = sqlx::query(
-            "INSERT INTO calls (call_id, owner, number, direction, peer, state, end_reason, created_at, ended_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
-        )
-        .bind(c.call_id)
-        .bind(c.owner)
-        .bind(c.number)
-        .bind(c.direction)
-        .bind(c.peer)
-        .bind(c.state)
-        .bind(c.end_reason)
-        .bind(c.now_ms)
-        .bind(ended)
-        .execute(&self.write)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
-    }
-
-    /// `initiated` -> `ringing`.
-    pub async fn call_ringing(&self, call_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE calls SET state = 'ringing' WHERE call_id = $1 AND state = 'initiated'")
-            .bind(call_id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
-    }
-
-    /// -> `in_progress`, stamping `answered_at`.
-    pub async fn call_answered(&self, call_id: &str, at_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE calls SET state = 'in_progress', answered_at = $2 \
-             WHERE call_id = $1 AND state IN ('initiated', 'ringing')",
-        )
-        .bind(call_id)
-        .bind(at_ms)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
-    /// An active call ends in `state` for `reason`; a call already ended is left as it is.
-    pub async fn end_call(
-        &self,
-        call_id: &str,
-        state: &str,
-        reason: &str,
-        sip_code: Option<i64>,
-        at_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE calls SET state = $2, end_reason = $3, sip_code = $4, ended_at = $5 \
-             WHERE call_id = $1 AND state IN {ACTIVE_STATES}"
-        )))
-        .bind(call_id)
-        .bind(state)
-        .bind(reason)
-        .bind(sip_code)
-        .bind(at_ms)
-        .execute(&self.write)
-        .await?;
-        Ok(())
-    }
-
     /// Calls left active by a process that stopped: their media is gone, so they failed.
     pub async fn fail_interrupted_calls(&self, at_ms: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -22,15 +22,15 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEntry;
-pub use calls::{CallRow, NewCall};
+pub use calls::CallRow;
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };
 pub use payments::{EarlierPayment, NewPayment, Purchase, Reservation, UnsettledPayment};
 pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, PoolCounts, SubscriptionSource};
 pub use writer::{
-    InboundInsert, InboundOutcome, InboundPart, MessageWriter, OutboundInsert, StatusChange, StatusKey, StatusTarget,
-    WriterStopped,
+    CallWrite, InboundInsert, InboundOutcome, InboundPart, MessageWriter, OutboundInsert, StatusChange, StatusKey,
+    StatusTarget, WriterStopped,
 };
 
 static MIGRATE_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");

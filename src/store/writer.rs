@@ -113,6 +113,38 @@ enum Job {
     /// `queued` -> `sending` for these ids; answers the ids that moved.
     MarkSending(Vec<i64>, i64, Reply<Vec<i64>>),
     Status(StatusChange, Option<Reply<u64>>),
+    /// A call's state change (`calls`), batched with everything else.
+    Call(CallWrite, Reply<u64>),
+}
+
+/// One write to `calls`; answers the rows it changed (0 for an insert refused because the
+/// number already has an active call).
+#[derive(Debug, Clone)]
+pub enum CallWrite {
+    Insert {
+        call_id: String,
+        owner: i64,
+        number: String,
+        direction: &'static str,
+        peer: String,
+        state: &'static str,
+        end_reason: Option<&'static str>,
+        now_ms: i64,
+    },
+    Ringing {
+        call_id: String,
+    },
+    Answered {
+        call_id: String,
+        at_ms: i64,
+    },
+    End {
+        call_id: String,
+        state: &'static str,
+        reason: &'static str,
+        sip_code: Option<i64>,
+        at_ms: i64,
+    },
 }
 
 /// Cloneable handle to the writer task.
@@ -131,22 +163,27 @@ impl MessageWriter {
 
     /// Inserts a `queued` outbound message; answers its row id once committed.
     pub async fn insert_outbound(&self, row: OutboundInsert) -> Result<i64, StoreError> {
-        self.call(|reply| Job::Outbound(row, reply)).await
+        self.call_job(|reply| Job::Outbound(row, reply)).await
     }
 
     /// Inserts an inbound message, or stores one part and joins the message once every part is
     /// in; answers once committed.
     pub async fn insert_inbound(&self, row: InboundInsert) -> Result<InboundOutcome, StoreError> {
-        self.call(|reply| Job::Inbound(row, reply)).await
+        self.call_job(|reply| Job::Inbound(row, reply)).await
     }
 
     pub async fn mark_sending(&self, ids: Vec<i64>, at_ms: i64) -> Result<Vec<i64>, StoreError> {
-        self.call(|reply| Job::MarkSending(ids, at_ms, reply)).await
+        self.call_job(|reply| Job::MarkSending(ids, at_ms, reply)).await
     }
 
     /// Applies a status change and answers how many rows moved.
     pub async fn change_status(&self, change: StatusChange) -> Result<u64, StoreError> {
-        self.call(|reply| Job::Status(change, Some(reply))).await
+        self.call_job(|reply| Job::Status(change, Some(reply))).await
+    }
+
+    /// Applies a call state change in the next batch and answers the rows changed once committed.
+    pub async fn call(&self, write: CallWrite) -> Result<u64, StoreError> {
+        self.call_job(|reply| Job::Call(write, reply)).await
     }
 
     /// Queues a status change without waiting for its commit; changes apply in queue order.
@@ -154,7 +191,7 @@ impl MessageWriter {
         self.tx.send(Job::Status(change, None)).await.map_err(|_| WriterStopped)
     }
 
-    async fn call<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
+    async fn call_job<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, StoreError> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(job(reply)).await.map_err(|_| WriterStopped)?;
         rx.await.map_err(|_| WriterStopped)?
@@ -285,6 +322,7 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
             // Keyed by id: applied below, many rows per statement.
             Job::Status(StatusChange { key: StatusKey::Id(_), .. }, _) => continue,
             Job::Status(change, _) => Outcome::Rows(apply_status(&mut tx, change).await?),
+            Job::Call(write, _) => Outcome::Rows(apply_call(&mut tx, write).await?),
         };
         outcomes[i] = Some(outcome);
     }
@@ -481,6 +519,7 @@ fn answer(jobs: impl Iterator<Item = Job>, results: Vec<Outcome>) {
             (Job::Inbound(_, reply), Outcome::Inbound(row)) => drop(reply.send(Ok(row))),
             (Job::MarkSending(_, _, reply), Outcome::Ids(ids)) => drop(reply.send(Ok(ids))),
             (Job::Status(_, Some(reply)), Outcome::Rows(n)) => drop(reply.send(Ok(n))),
+            (Job::Call(_, reply), Outcome::Rows(n)) => drop(reply.send(Ok(n))),
             (Job::Status(_, None), _) => {}
             (job, _) => fail(job, sqlx::Error::Protocol("writer outcome mismatch".into())),
         }
@@ -495,5 +534,57 @@ fn fail(job: Job, err: sqlx::Error) {
         Job::MarkSending(_, _, reply) => drop(reply.send(Err(err.into()))),
         Job::Status(_, Some(reply)) => drop(reply.send(Err(err.into()))),
         Job::Status(_, None) => {}
+        Job::Call(_, reply) => drop(reply.send(Err(err.into()))),
     }
+}
+
+async fn apply_call(tx: &mut sqlx::Transaction<'static, sqlx::Any>, w: &CallWrite) -> Result<u64, sqlx::Error> {
+    let done =
+        match w {
+            CallWrite::Insert { call_id, owner, number, direction, peer, state, end_reason, now_ms } => sqlx::query(
+                "INSERT INTO calls (call_id, owner, number, direction, peer, state, end_reason, created_at, ended_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            )
+            .bind(call_id.as_str())
+            .bind(*owner)
+            .bind(number.as_str())
+            .bind(*direction)
+            .bind(peer.as_str())
+            .bind(*state)
+            .bind(*end_reason)
+            .bind(*now_ms)
+            .bind(end_reason.map(|_| *now_ms))
+            .execute(&mut **tx)
+            .await?,
+            CallWrite::Ringing { call_id } => {
+                sqlx::query("UPDATE calls SET state = 'ringing' WHERE call_id = $1 AND state = 'initiated'")
+                    .bind(call_id.as_str())
+                    .execute(&mut **tx)
+                    .await?
+            }
+            CallWrite::Answered { call_id, at_ms } => {
+                sqlx::query(
+                    "UPDATE calls SET state = 'in_progress', answered_at = $2 \
+                 WHERE call_id = $1 AND state IN ('initiated', 'ringing')",
+                )
+                .bind(call_id.as_str())
+                .bind(*at_ms)
+                .execute(&mut **tx)
+                .await?
+            }
+            CallWrite::End { call_id, state, reason, sip_code, at_ms } => {
+                sqlx::query(
+                    "UPDATE calls SET state = $2, end_reason = $3, sip_code = $4, ended_at = $5 \
+                 WHERE call_id = $1 AND state IN ('initiated', 'ringing', 'in_progress')",
+                )
+                .bind(call_id.as_str())
+                .bind(*state)
+                .bind(*reason)
+                .bind(*sip_code)
+                .bind(*at_ms)
+                .execute(&mut **tx)
+                .await?
+            }
+        };
+    Ok(done.rows_affected())
 }

@@ -25,6 +25,7 @@ use super::media::recorder::{Recorder, RecordingLayout};
 use super::media::resample::{Downsampler, Upsampler};
 use super::{Inner, presence_event};
 use crate::clock;
+use crate::store::CallWrite;
 use crate::telco::rtp::g711::Law;
 use crate::telco::voice::{Codec, G711_FRAME, HangupCause, Leg, LegCommand, LegEvent, MediaFrame, Refusal};
 
@@ -344,7 +345,8 @@ impl CallTask {
 
     async fn answered(&mut self) {
         self.state = State::InProgress;
-        if let Err(err) = self.inner.store.call_answered(&self.call_id, clock::now_ms()).await {
+        let write = CallWrite::Answered { call_id: self.call_id.clone(), at_ms: clock::now_ms() };
+        if let Err(err) = self.inner.writer.call(write).await {
             tracing::warn!(call_id = %self.call_id, error = %err, "call answer not recorded");
         }
     }
@@ -359,7 +361,8 @@ impl CallTask {
             LegEvent::Ringing | LegEvent::EarlyMedia => {
                 if self.state == State::Initiated {
                     self.state = State::Ringing;
-                    if let Err(err) = self.inner.store.call_ringing(&self.call_id).await {
+                    let write = CallWrite::Ringing { call_id: self.call_id.clone() };
+                    if let Err(err) = self.inner.writer.call(write).await {
                         tracing::warn!(call_id = %self.call_id, error = %err, "call ringing not recorded");
                     }
                     say(r#"{"event":"ringing"}"#.to_owned());
@@ -498,12 +501,14 @@ impl CallTask {
 
     async fn finish(mut self, ending: Ending, stream: Option<StreamIo>) {
         let now = clock::now_ms();
-        if let Err(err) = self
-            .inner
-            .store
-            .end_call(&self.call_id, ending.state, ending.reason, ending.sip_code.map(i64::from), now)
-            .await
-        {
+        let write = CallWrite::End {
+            call_id: self.call_id.clone(),
+            state: ending.state,
+            reason: ending.reason,
+            sip_code: ending.sip_code.map(i64::from),
+            at_ms: now,
+        };
+        if let Err(err) = self.inner.writer.call(write).await {
             tracing::warn!(call_id = %self.call_id, error = %err, "call end not recorded");
         }
         if let Some(s) = stream {

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::e164::E164;
 use crate::metrics::Metrics;
-use crate::store::{CallRow, NewCall, Store, StoreError};
+use crate::store::{CallRow, CallWrite, MessageWriter, Store, StoreError};
 use crate::telco::LinkState;
 use crate::telco::voice::{IncomingCall, LegCommand, Refusal, VoiceNetwork};
 use call::{CallTask, Control, DialProgress, Direction, Ending, State, StreamIo};
@@ -76,6 +76,8 @@ struct CallEntry {
 
 pub(crate) struct Inner {
     store: Store,
+    /// Call state changes go through the group-commit writer: a burst of call set-ups shares commits.
+    writer: MessageWriter,
     network: Arc<dyn VoiceNetwork>,
     metrics: Arc<Metrics>,
     ring_timeout: Duration,
@@ -94,6 +96,8 @@ type PresenceSocket = (u64, mpsc::Sender<String>);
 /// A presence subscription: events for one number; dropping it unsubscribes.
 pub struct Presence {
     pub events: mpsc::Receiver<String>,
+    /// Turns true when the service shuts down: the socket should close.
+    pub shutdown: watch::Receiver<bool>,
     inner: Arc<Inner>,
     number: String,
     id: u64,
@@ -151,8 +155,10 @@ impl Inner {
 
 impl VoiceService {
     /// Starts the service and its task taking incoming calls from `incoming`.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
         store: Store,
+        writer: MessageWriter,
         network: Arc<dyn VoiceNetwork>,
         incoming: mpsc::Receiver<IncomingCall>,
         metrics: Arc<Metrics>,
@@ -166,6 +172,7 @@ impl VoiceService {
         };
         let inner = Arc::new(Inner {
             store,
+            writer,
             network,
             metrics,
             ring_timeout: settings.ring_timeout,
@@ -208,24 +215,30 @@ impl VoiceService {
             return Err(VoiceError::Unavailable);
         }
         let call_id = new_call_id();
-        let now = clock::now_ms();
-        let row = NewCall {
-            call_id: &call_id,
+        let row = CallWrite::Insert {
+            call_id: call_id.clone(),
             owner,
-            number: from.as_str(),
+            number: from.as_str().to_owned(),
             direction: Direction::Outbound.as_str(),
-            peer: to.as_str(),
+            peer: to.as_str().to_owned(),
             state: State::Initiated.as_str(),
             end_reason: None,
-            now_ms: now,
+            now_ms: clock::now_ms(),
         };
-        if !self.inner.store.insert_call(&row).await? {
+        if self.inner.writer.call(row).await? == 0 {
             return Err(VoiceError::Busy);
         }
         let leg = match self.inner.network.dial(from.clone(), to.clone()).await {
             Ok(leg) => leg,
             Err(_) => {
-                self.inner.store.end_call(&call_id, "failed", "failed", Some(503), clock::now_ms()).await?;
+                let end = CallWrite::End {
+                    call_id: call_id.clone(),
+                    state: "failed",
+                    reason: "failed",
+                    sip_code: Some(503),
+                    at_ms: clock::now_ms(),
+                };
+                self.inner.writer.call(end).await?;
                 return Err(VoiceError::Unavailable);
             }
         };
@@ -287,7 +300,8 @@ impl VoiceService {
             .entry(number.as_str().to_owned())
             .or_default()
             .push((id, tx));
-        Ok(Presence { events, inner: self.inner.clone(), number: number.as_str().to_owned(), id })
+        let shutdown = self.inner.shutdown.clone();
+        Ok(Presence { events, shutdown, inner: self.inner.clone(), number: number.as_str().to_owned(), id })
     }
 
     pub async fn history(
@@ -382,23 +396,20 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
         return Ok(());
     };
     let call_id = new_call_id();
-    let now = clock::now_ms();
-    let mut row = NewCall {
-        call_id: &call_id,
+    let row = |state: &'static str, end_reason: Option<&'static str>| CallWrite::Insert {
+        call_id: call_id.clone(),
         owner,
-        number: to.as_str(),
+        number: to.as_str().to_owned(),
         direction: Direction::Inbound.as_str(),
-        peer: &from,
-        state: State::Ringing.as_str(),
-        end_reason: None,
-        now_ms: now,
+        peer: from.clone(),
+        state,
+        end_reason,
+        now_ms: clock::now_ms(),
     };
     // Nobody listening, or already on a call: busy, and the callee's history says so.
     let listening = inner.has_presence(to.as_str());
-    if !listening || !inner.store.insert_call(&row).await? {
-        row.state = "busy";
-        row.end_reason = Some("busy");
-        inner.store.insert_call(&row).await?;
+    if !listening || inner.writer.call(row(State::Ringing.as_str(), None)).await? == 0 {
+        inner.writer.call(row("busy", Some("busy"))).await?;
         let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
         return Ok(());
     }
