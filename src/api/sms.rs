@@ -142,13 +142,7 @@ pub async fn receive_sms(
     AppQuery(q): AppQuery<ReceiveQuery>,
 ) -> Result<Json<ReceiveResponse>, ApiError> {
     let limit = parse_limit(q.limit.as_deref(), RECEIVE_DEFAULT_LIMIT)?;
-    let max_wait = state.limits.max_wait_secs;
-    let wait = match q.wait.as_deref() {
-        None | Some("") => 0,
-        Some(raw) => raw.parse::<u64>().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
-            ApiError::invalid_request(format!("wait must be an integer from 0 to {max_wait} (seconds)"))
-        })?,
-    };
+    let wait = parse_wait(q.wait.as_deref(), state.limits.max_wait_secs)?;
     let received = state.sms.receive(caller.subscription_id, limit, Duration::from_secs(wait)).await?;
     let messages: Vec<InboundMessage> = received
         .messages
@@ -189,13 +183,7 @@ pub async fn wait_for_code(
     Authed(caller): Authed,
     AppQuery(q): AppQuery<CodeQuery>,
 ) -> Result<Json<CodeResponse>, ApiError> {
-    let max_wait = state.limits.max_wait_secs;
-    let wait = match q.wait.as_deref() {
-        None | Some("") => 0,
-        Some(raw) => raw.parse::<u64>().ok().filter(|w| *w <= max_wait).ok_or_else(|| {
-            ApiError::invalid_request(format!("wait must be an integer from 0 to {max_wait} (seconds)"))
-        })?,
-    };
+    let wait = parse_wait(q.wait.as_deref(), state.limits.max_wait_secs)?;
     let from = q.from.as_deref().map(str::trim).filter(|f| !f.is_empty());
     if from.is_some_and(|f| f.len() > 32) {
         return Err(ApiError::invalid_request("from must be a sender of at most 32 characters"));
@@ -288,10 +276,7 @@ pub async fn list_messages(
     {
         return Err(ApiError::invalid_request("since must not be after until"));
     }
-    let after = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| ApiError::invalid_request("malformed cursor"))?),
-    };
+    let after = parse_cursor(q.cursor.as_deref())?;
     let filter = HistoryFilter { direction, since_ms, until_ms, after };
     // One row beyond the page says whether another page exists.
     let mut rows = state.sms.history(caller.subscription_id, &filter, limit + 1).await?;
@@ -305,6 +290,26 @@ pub async fn list_messages(
 }
 
 /// `limit`: absent -> default; not an integer or below 1 -> 400; above 100 -> 100.
+/// `wait` (seconds): absent -> 0; not an integer or above `max` -> 400.
+fn parse_wait(raw: Option<&str>, max: u64) -> Result<u64, ApiError> {
+    match raw {
+        None | Some("") => Ok(0),
+        Some(raw) => raw
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= max)
+            .ok_or_else(|| ApiError::invalid_request(format!("wait must be an integer from 0 to {max} (seconds)"))),
+    }
+}
+
+/// `cursor`: absent -> none; not one of ours -> 400.
+pub(super) fn parse_cursor(raw: Option<&str>) -> Result<Option<HistoryCursor>, ApiError> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) => decode_cursor(raw).map(Some).ok_or_else(|| ApiError::invalid_request("malformed cursor")),
+    }
+}
+
 pub(super) fn parse_limit(raw: Option<&str>, default: i64) -> Result<i64, ApiError> {
     match raw {
         None | Some("") => Ok(default),

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::extract::{AppJson, AppQuery, Authed};
-use super::sms::{decode_cursor, encode_cursor, parse_limit};
+use super::sms::{encode_cursor, parse_cursor, parse_limit};
 use crate::clock::rfc3339;
 use crate::e164::E164;
 use crate::error::{ApiError, ErrorCode};
@@ -162,10 +162,7 @@ pub async fn list_calls(
         Some(d @ ("outbound" | "inbound")) => Some(d),
         Some(_) => return Err(ApiError::invalid_request("direction must be outbound, inbound or both")),
     };
-    let after: Option<HistoryCursor> = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(decode_cursor(raw).ok_or_else(|| ApiError::invalid_request("malformed cursor"))?),
-    };
+    let after = parse_cursor(q.cursor.as_deref())?;
     let mut rows =
         state.voice.history(caller.subscription_id, direction, after, limit + 1).await.map_err(voice_error)?;
     let next_cursor = if rows.len() as i64 > limit {
