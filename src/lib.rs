@@ -23,6 +23,8 @@ pub mod sms;
 pub mod store;
 pub mod subscriptions;
 pub mod telco;
+#[cfg(test)]
+mod test_rng;
 pub mod voice;
 pub mod wallet;
 

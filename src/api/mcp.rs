@@ -341,12 +341,8 @@ impl Mcp {
             Some("received") => Some(crate::store::Direction::Received),
             Some(_) => return Ok(fail("invalid_request", "direction must be sent, received or both")),
         };
-        let after = match args.cursor.as_deref() {
-            None | Some("") => None,
-            Some(raw) => match super::sms::decode_cursor(raw) {
-                Some(c) => Some(c),
-                None => return Ok(fail("invalid_request", "malformed cursor")),
-            },
+        let Ok(after) = super::sms::parse_cursor(args.cursor.as_deref()) else {
+            return Ok(fail("invalid_request", "malformed cursor"));
         };
         let filter = HistoryFilter { direction, since_ms: None, until_ms: None, after };
         let mut rows = match self.state.sms.history(caller.subscription_id, &filter, limit + 1).await {
@@ -446,12 +442,8 @@ impl Mcp {
             Some(d @ ("outbound" | "inbound")) => Some(d),
             Some(_) => return Ok(fail("invalid_request", "direction must be outbound, inbound or both")),
         };
-        let after = match args.cursor.as_deref() {
-            None | Some("") => None,
-            Some(raw) => match super::sms::decode_cursor(raw) {
-                Some(c) => Some(c),
-                None => return Ok(fail("invalid_request", "malformed cursor")),
-            },
+        let Ok(after) = super::sms::parse_cursor(args.cursor.as_deref()) else {
+            return Ok(fail("invalid_request", "malformed cursor"));
         };
         let mut rows = match self.state.voice.history(caller.subscription_id, direction, after, limit + 1).await {
             Ok(rows) => rows,

@@ -335,7 +335,7 @@ pub(super) fn encode_cursor(c: HistoryCursor) -> String {
     URL_SAFE_NO_PAD.encode(format!("{CURSOR_VERSION}:{}:{}", c.created_at, c.id))
 }
 
-pub(super) fn decode_cursor(raw: &str) -> Option<HistoryCursor> {
+fn decode_cursor(raw: &str) -> Option<HistoryCursor> {
     if raw.len() > 128 {
         return None;
     }

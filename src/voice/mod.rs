@@ -197,14 +197,6 @@ impl VoiceService {
         self.inner.stream_url(call_id)
     }
 
-    pub fn network_name(&self) -> &'static str {
-        self.inner.network.name()
-    }
-
-    pub fn link_state(&self) -> LinkState {
-        self.inner.network.link_state()
-    }
-
     /// Places a call from `from` (which must be `owner_number`) and answers once the far end
     /// rings, answers, or refuses.
     pub async fn dial(&self, owner: i64, owner_number: &str, from: &E164, to: E164) -> Result<Dialed, VoiceError> {

@@ -429,17 +429,7 @@ mod tests {
         assert_eq!(TelephoneEvent::event_for_digit('E'), None);
     }
 
-    /// xorshift64: deterministic, no dependency.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-    }
+    use crate::test_rng::XorShift;
 
     #[test]
     fn arbitrary_bytes_never_panic_and_what_parses_rebuilds() {

@@ -2471,21 +2471,7 @@ mod tests {
         assert_eq!(other_scheme_only.www_authenticate(), Ok(vec![]));
     }
 
-    /// xorshift64: deterministic, no dependency.
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use crate::test_rng::XorShift;
 
     /// Calls every accessor; none may panic, whatever they return.
     fn exercise(message: &Message) {

@@ -128,29 +128,31 @@ pub fn interpret(sm: &DeliverSm) -> Result<Delivered, DeliverError> {
 fn parse_receipt(sm: &DeliverSm) -> Result<Receipt, DeliverError> {
     // The text is ASCII by convention whatever the data_coding claims; decode leniently.
     let text = gsm7::decode_short_message(sm.data_coding, &sm.short_message);
+    // ASCII lower-casing keeps byte offsets: keys are found in `lower`, values read from `text`.
+    let lower = text.to_ascii_lowercase();
+    let field = |key: &str| text_field(&text, &lower, key);
     let tlv_id = Tlv::find(&sm.tlvs, tag::RECEIPTED_MESSAGE_ID)
         .map(|v| String::from_utf8_lossy(v.strip_suffix(&[0]).unwrap_or(v)).into_owned())
         .filter(|s| !s.trim().is_empty());
-    let raw_id = tlv_id.or_else(|| text_field(&text, "id")).ok_or(DeliverError::ReceiptWithoutId)?;
+    let raw_id = tlv_id.or_else(|| field("id:")).ok_or(DeliverError::ReceiptWithoutId)?;
     let stat = Tlv::find(&sm.tlvs, tag::MESSAGE_STATE)
         .and_then(|v| v.first().copied())
         .and_then(Stat::from_message_state)
-        .or_else(|| text_field(&text, "stat").and_then(|s| Stat::from_text(&s)))
+        .or_else(|| field("stat:").and_then(|s| Stat::from_text(&s)))
         .ok_or(DeliverError::ReceiptWithoutState)?;
     let error_code = Tlv::find(&sm.tlvs, tag::NETWORK_ERROR_CODE)
         .filter(|v| v.len() == 3)
         .map(|v| u32::from(u16::from_be_bytes([v[1], v[2]])))
-        .or_else(|| text_field(&text, "err").and_then(|s| s.parse().ok()))
+        .or_else(|| field("err:").and_then(|s| s.parse().ok()))
         .filter(|&code| code != 0);
     Ok(Receipt { carrier_id: canonical_id(&raw_id), alternate_id: alternate_id(&raw_id), stat, error_code })
 }
 
-/// The value after `key:` in a receipt text, matched case-insensitively at a word start.
-fn text_field(text: &str, key: &str) -> Option<String> {
-    let lower = text.to_ascii_lowercase();
-    let needle = format!("{key}:");
+/// The value after `needle` (`key:`, lower case) in a receipt text, matched case-insensitively at a
+/// word start; `lower` is `text` ASCII-lower-cased.
+fn text_field(text: &str, lower: &str, needle: &str) -> Option<String> {
     let mut from = 0;
-    while let Some(pos) = lower[from..].find(&needle) {
+    while let Some(pos) = lower[from..].find(needle) {
         let at = from + pos;
         if at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace() {
             let value = &text[at + needle.len()..];

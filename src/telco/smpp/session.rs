@@ -167,11 +167,6 @@ impl Session {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).is_some()
     }
 
-    /// Changes to the link state, for waiting until the session is bound.
-    pub fn watch_state(&self) -> watch::Receiver<LinkState> {
-        self.state.subscribe()
-    }
-
     fn current(&self) -> Option<Arc<Conn>> {
         self.conn.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -278,8 +273,9 @@ impl Session {
                 match pdu::frame_len(&buf) {
                     Ok(None) => break,
                     Ok(Some(len)) => {
-                        let frame: Vec<u8> = buf.drain(..len).collect();
-                        if let Some(reason) = self.on_frame(&conn, &frame, handler).await {
+                        let ended = self.on_frame(&conn, &buf[..len], handler).await;
+                        buf.drain(..len);
+                        if let Some(reason) = ended {
                             break 'serve reason;
                         }
                     }
