@@ -8,6 +8,7 @@
 //! - [`sdp`]: session descriptions (RFC 8866, the subset a trunk uses) and the offer/answer rules
 //!   of RFC 3264 for one audio stream of PCMU/PCMA/G.722 plus RFC 4733 telephone-event.
 //! - [`digest`]: Digest authentication for 401/407 challenges (RFC 2617, RFC 7616).
+//! - [`transaction`]: client and server transactions (§17, RFC 6026), sans-IO, `now` passed in.
 //!
 //! What this module must not do (yet): own a socket, resolve a name, read a clock, draw random
 //! numbers, or keep state between messages. Branches, tags, Call-IDs and cnonces are passed in;
@@ -17,3 +18,4 @@
 pub mod digest;
 pub mod message;
 pub mod sdp;
+pub mod transaction;
