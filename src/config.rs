@@ -60,6 +60,149 @@ pub struct Config {
     pub smpp_url: Option<Secret>,
     pub smpp: SmppConfig,
     pub voice: VoiceConfig,
+    pub sip: SipConfig,
+    pub rtp: RtpConfig,
+}
+
+/// The carrier SIP trunk. Unset `trunk`: voice runs on the simulated network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// `sip:USER:PASSWORD@HOST:PORT[;transport=tcp]` (user and password optional and
+    /// percent-encoded; the port defaults to 5060, the transport to UDP).
+    pub trunk: Option<Secret>,
+    /// Where SIP is received, over UDP and TCP both.
+    pub listen: String,
+    /// The address to advertise in Via, Contact and SDP (behind 1:1 NAT); default: the
+    /// listening address, or the address the route to the trunk leaves from when listening on
+    /// all interfaces.
+    pub public_addr: Option<String>,
+    /// `true` for a credential trunk that expects REGISTER; IP-authenticated trunks do not.
+    pub register: bool,
+    /// The registration lifetime asked for; refreshed at 75 %.
+    pub register_expires_secs: u64,
+    /// RFC 4028 session interval offered and accepted at most; 0 disables session timers.
+    pub session_expires_secs: u64,
+    /// How long an outbound INVITE may go without a final answer (Timer B is 32 s regardless).
+    pub invite_timeout_secs: u64,
+    /// Codecs offered and accepted, in preference order: any of `G722`, `PCMU`, `PCMA`.
+    pub codecs: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            trunk: None,
+            listen: "0.0.0.0:5060".to_owned(),
+            public_addr: None,
+            register: false,
+            register_expires_secs: 3600,
+            session_expires_secs: 1800,
+            invite_timeout_secs: 60,
+            codecs: "G722,PCMU,PCMA".to_owned(),
+        }
+    }
+}
+
+/// RTP media for the SIP trunk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    /// The UDP ports calls take their media sockets from, `LOW-HIGH` inclusive (one per call).
+    pub ports: String,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        Self { ports: "30000-30999".to_owned() }
+    }
+}
+
+/// Where the trunk is and how we authenticate to it, from `sip.trunk`.
+#[derive(Debug, Clone)]
+pub struct SipTrunk {
+    pub host: String,
+    pub port: u16,
+    pub tcp: bool,
+    /// Digest user; empty for an IP-authenticated trunk.
+    pub user: String,
+    pub password: Secret,
+}
+
+impl SipTrunk {
+    /// Parses `sip:USER:PASSWORD@HOST:PORT[;transport=udp|tcp]`.
+    pub fn parse(uri: &str) -> Result<Self, String> {
+        let rest = uri.strip_prefix("sip:").ok_or("must start with sip:")?;
+        let (rest, params) = rest.split_once(';').unwrap_or((rest, ""));
+        let mut tcp = false;
+        for param in params.split(';').filter(|p| !p.is_empty()) {
+            match param.split_once('=') {
+                Some((name, value)) if name.eq_ignore_ascii_case("transport") => {
+                    tcp = match value.to_ascii_lowercase().as_str() {
+                        "udp" => false,
+                        "tcp" => true,
+                        _ => return Err("transport must be udp or tcp".to_owned()),
+                    }
+                }
+                _ => return Err(format!("unknown parameter {param:?}")),
+            }
+        }
+        let (userinfo, hostport) = match rest.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
+                None => (percent_decode(u)?, String::new()),
+            },
+            None => (String::new(), String::new()),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
+                (h, p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("port must be a number from 1 to 65535")?)
+            }
+            _ => (hostport, 5060),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err("needs a host (and optional port)".to_owned());
+        }
+        Ok(Self { host: host.to_owned(), port, tcp, user, password: Secret::new(password) })
+    }
+}
+
+/// Parses `G722,PCMU,PCMA` (any order, at least one, no repeats).
+pub fn parse_codecs(text: &str) -> Result<Vec<crate::telco::sip::sdp::Codec>, String> {
+    use crate::telco::sip::sdp::Codec;
+    let mut codecs = Vec::new();
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let codec = match name.to_ascii_uppercase().as_str() {
+            "G722" => Codec::G722,
+            "PCMU" => Codec::Pcmu,
+            "PCMA" => Codec::Pcma,
+            _ => return Err(format!("unknown codec {name:?}: use G722, PCMU or PCMA")),
+        };
+        if codecs.contains(&codec) {
+            return Err(format!("{name} is listed twice"));
+        }
+        codecs.push(codec);
+    }
+    if codecs.is_empty() {
+        return Err("at least one codec".to_owned());
+    }
+    Ok(codecs)
+}
+
+/// Parses `LOW-HIGH` into an inclusive port range of at least two ports.
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
+    let (low, high) = text.split_once('-').ok_or("must be LOW-HIGH")?;
+    let low: u16 = low.trim().parse().map_err(|_| "LOW must be a port number")?;
+    let high: u16 = high.trim().parse().map_err(|_| "HIGH must be a port number")?;
+    if low < 1024 || high < low.saturating_add(1) {
+        return Err("must be LOW-HIGH with 1024 <= LOW < HIGH".to_owned());
+    }
+    Ok((low, high))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -254,6 +397,8 @@ impl Default for Config {
             smpp_url: None,
             smpp: SmppConfig::default(),
             voice: VoiceConfig::default(),
+            sip: SipConfig::default(),
+            rtp: RtpConfig::default(),
         }
     }
 }
@@ -287,6 +432,7 @@ impl Default for SimConfig {
 pub enum KeyKind {
     Str,
     Int,
+    Bool,
 }
 
 /// Every configuration key as a dotted path, with its type. The environment name is derived
@@ -333,6 +479,15 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("smpp.enquire_link_secs", KeyKind::Int),
     ("smpp.reconnect_max_secs", KeyKind::Int),
     ("smpp.throttle_pause_ms", KeyKind::Int),
+    ("sip.trunk", KeyKind::Str),
+    ("sip.listen", KeyKind::Str),
+    ("sip.public_addr", KeyKind::Str),
+    ("sip.register", KeyKind::Bool),
+    ("sip.register_expires_secs", KeyKind::Int),
+    ("sip.session_expires_secs", KeyKind::Int),
+    ("sip.invite_timeout_secs", KeyKind::Int),
+    ("sip.codecs", KeyKind::Str),
+    ("rtp.ports", KeyKind::Str),
 ];
 
 /// `sim.seed_numbers` -> `AGENTLINE_SIM_SEED_NUMBERS`.
@@ -348,6 +503,8 @@ pub enum ConfigError {
     Toml { path: String, source: toml::de::Error },
     #[error("environment variable {name} must be an integer, got {value:?}")]
     EnvNotInteger { name: String, value: String },
+    #[error("environment variable {name} must be true or false, got {value:?}")]
+    EnvNotBool { name: String, value: String },
     #[error("invalid configuration: {0}")]
     Invalid(#[from] toml::de::Error),
     #[error("{key}: {reason}")]
@@ -376,6 +533,11 @@ impl Config {
                         .parse()
                         .map_err(|_| ConfigError::EnvNotInteger { name: name.clone(), value: raw.clone() })?,
                 ),
+                KeyKind::Bool => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    _ => return Err(ConfigError::EnvNotBool { name: name.clone(), value: raw.clone() }),
+                }),
             };
             set_path(&mut table, key, value);
         }
@@ -443,6 +605,29 @@ impl Config {
         }
         if let Some(url) = &self.smpp_url {
             SmppTarget::parse(url.expose()).map_err(|reason| ConfigError::Value { key: "smpp_url", reason })?;
+        }
+        if let Some(trunk) = &self.sip.trunk {
+            SipTrunk::parse(trunk.expose()).map_err(|reason| ConfigError::Value { key: "sip.trunk", reason })?;
+        }
+        if self.sip.listen.parse::<SocketAddr>().is_err() {
+            return bad("sip.listen", "must be IP:PORT");
+        }
+        if let Some(addr) = &self.sip.public_addr
+            && addr.parse::<std::net::IpAddr>().is_err()
+            && addr.parse::<SocketAddr>().is_err()
+        {
+            return bad("sip.public_addr", "must be an IP address, optionally with :PORT");
+        }
+        parse_port_range(&self.rtp.ports).map_err(|reason| ConfigError::Value { key: "rtp.ports", reason })?;
+        if self.sip.register_expires_secs < 60 {
+            return bad("sip.register_expires_secs", "must be at least 60");
+        }
+        if self.sip.session_expires_secs != 0 && self.sip.session_expires_secs < 90 {
+            return bad("sip.session_expires_secs", "must be 0 (off) or at least 90 (RFC 4028 Min-SE)");
+        }
+        parse_codecs(&self.sip.codecs).map_err(|reason| ConfigError::Value { key: "sip.codecs", reason })?;
+        if !(1..=600).contains(&self.sip.invite_timeout_secs) {
+            return bad("sip.invite_timeout_secs", "must be from 1 to 600");
         }
         if !(1..=600).contains(&self.voice.ring_timeout_secs) {
             return bad("voice.ring_timeout_secs", "must be from 1 to 600");
@@ -601,6 +786,11 @@ mod tests {
             relayer_key: Some(Secret::new("k")),
             facilitator_url: Some("http://x".to_owned()),
             smpp_url: Some(Secret::new("smpp://a:b@h:1")),
+            sip: SipConfig {
+                trunk: Some(Secret::new("sip:h")),
+                public_addr: Some("192.0.2.1".to_owned()),
+                ..SipConfig::default()
+            },
             voice: VoiceConfig { recordings_dir: Some("/tmp".to_owned()), ..VoiceConfig::default() },
             ..Config::default()
         })
@@ -664,6 +854,37 @@ mod tests {
         assert!(c.smpp_url.is_some());
         assert!(!format!("{c:?}").contains("u:p@"), "the URL carries the password: never in Debug");
         let env = HashMap::from([("AGENTLINE_SMPP_WINDOW".to_owned(), "0".to_owned())]);
+        assert!(Config::load(None, &env).is_err());
+    }
+
+    #[test]
+    fn sip_trunks() {
+        let t = SipTrunk::parse("sip:agent:s%40cret@trunk.example:5070;transport=tcp").expect("valid");
+        assert_eq!((t.host.as_str(), t.port, t.tcp, t.user.as_str()), ("trunk.example", 5070, true, "agent"));
+        assert_eq!(t.password.expose(), "s@cret");
+        let t = SipTrunk::parse("sip:192.0.2.7").expect("valid");
+        assert_eq!((t.host.as_str(), t.port, t.tcp, t.user.as_str()), ("192.0.2.7", 5060, false, ""));
+        let t = SipTrunk::parse("sip:[2001:db8::1]:5080").expect("valid");
+        assert_eq!((t.host.as_str(), t.port), ("2001:db8::1", 5080));
+        for bad in ["trunk.example", "sip:", "sip:h:0", "sip:h:x", "sip:h;transport=sctp", "sip:h;foo=1"] {
+            assert!(SipTrunk::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_port_range("30000-30999"), Ok((30000, 30999)));
+        for bad in ["30000", "30000-30000", "80-90", "a-b", "40000-30000"] {
+            assert!(parse_port_range(bad).is_err(), "{bad}");
+        }
+        let env = HashMap::from([
+            ("AGENTLINE_SIP_TRUNK".to_owned(), "sip:u:pw@127.0.0.1:5090".to_owned()),
+            ("AGENTLINE_SIP_REGISTER".to_owned(), "true".to_owned()),
+            ("AGENTLINE_RTP_PORTS".to_owned(), "40000-40100".to_owned()),
+        ]);
+        let c = Config::load(None, &env).expect("valid");
+        assert!(c.sip.register);
+        assert_eq!(c.rtp.ports, "40000-40100");
+        assert!(!format!("{c:?}").contains("u:pw@"), "the trunk URI carries the password: never in Debug");
+        let env = HashMap::from([("AGENTLINE_SIP_REGISTER".to_owned(), "maybe".to_owned())]);
+        assert!(matches!(Config::load(None, &env), Err(ConfigError::EnvNotBool { .. })));
+        let env = HashMap::from([("AGENTLINE_RTP_PORTS".to_owned(), "5-4".to_owned())]);
         assert!(Config::load(None, &env).is_err());
     }
 }

@@ -126,6 +126,41 @@ pub fn smpp_setup(config: &Config) -> Result<Option<telco::smpp::SmppSettings>, 
     }))
 }
 
+/// The SIP trunk `[sip]` and `[rtp]` describe, or `None` for the simulated voice network.
+pub fn sip_setup(config: &Config) -> Result<Option<telco::sip::ua::SipSettings>, StartError> {
+    let Some(trunk) = &config.sip.trunk else { return Ok(None) };
+    let trunk = config::SipTrunk::parse(trunk.expose()).map_err(StartError::Config)?;
+    let c = &config.sip;
+    let listen = c.listen.parse().map_err(|_| StartError::Config("sip.listen must be IP:PORT".to_owned()))?;
+    let (public_ip, public_port) = match &c.public_addr {
+        None => (None, None),
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) => (Some(addr.ip()), Some(addr.port())),
+            Err(_) => {
+                (Some(text.parse().map_err(|_| StartError::Config("sip.public_addr must be an IP".to_owned()))?), None)
+            }
+        },
+    };
+    let rtp_ports = config::parse_port_range(&config.rtp.ports).map_err(StartError::Config)?;
+    Ok(Some(telco::sip::ua::SipSettings {
+        trunk_host: trunk.host,
+        trunk_port: trunk.port,
+        tcp: trunk.tcp,
+        user: trunk.user,
+        password: trunk.password.expose().to_owned(),
+        listen,
+        public_ip,
+        public_port,
+        register: c.register,
+        register_expires: Duration::from_secs(c.register_expires_secs),
+        session_expires: Duration::from_secs(c.session_expires_secs),
+        invite_timeout: Duration::from_secs(c.invite_timeout_secs),
+        rtp_ports,
+        codecs: config::parse_codecs(&c.codecs).map_err(StartError::Config)?,
+        timers: telco::sip::transaction::Timers::default(),
+    }))
+}
+
 /// The assembled service: state, router and the background tasks it owns.
 pub struct App {
     state: api::AppState,
@@ -172,9 +207,10 @@ impl App {
             tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
         }
         let smpp = smpp_setup(&config)?;
+        let sip = sip_setup(&config)?;
         // No carrier configured: the simulated network, with its fictional pool. With a carrier
-        // the pool holds only the numbers the operator imported.
-        if smpp.is_none() {
+        // (for SMS or for voice) the pool holds only the numbers the operator imported.
+        if smpp.is_none() && sip.is_none() {
             let seeded = subscriptions
                 .seed_if_empty(&telco::sim::seed_numbers(&config.sim.number_prefix, config.sim.seed_numbers))
                 .await?;
@@ -185,7 +221,7 @@ impl App {
         subscriptions.load_directory().await?;
         let (events_tx, events_rx) = mpsc::channel(telco::SMS_EVENT_QUEUE);
         let (network_stop, network_stop_rx) = watch::channel(false);
-        let (network, network_tasks): (Arc<dyn telco::SmsNetwork>, Vec<JoinHandle<()>>) = match smpp {
+        let (network, mut network_tasks): (Arc<dyn telco::SmsNetwork>, Vec<JoinHandle<()>>) = match smpp {
             Some(settings) => {
                 tracing::info!(binds = settings.sessions.len(), "SMS over SMPP");
                 let (network, tasks) = telco::smpp::SmppNetwork::start(settings, events_tx, network_stop_rx);
@@ -203,7 +239,7 @@ impl App {
         let (sms, sms_tasks) =
             SmsService::start(store.clone(), writer, network, events_rx, hub, metrics.clone(), shutdown_rx.clone());
 
-        // Voice: the simulated network (the SIP trunk arrives with its own issue).
+        // Voice: over the SIP trunk when one is configured, else the simulated network.
         match voice::VoiceService::settle_interrupted(&store).await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(count = n, "calls interrupted by the last stop marked failed"),
@@ -216,12 +252,27 @@ impl App {
         let (incoming_tx, incoming_rx) = mpsc::channel(64);
         let directory = subscriptions.directory();
         let on_net: telco::sim::OnNet = Arc::new(move |n| directory.contains(n.as_str()));
-        let sim_voice =
-            telco::sim::voice::SimVoice::new(incoming_tx, on_net, Duration::from_millis(config.sim.answer_delay_ms));
+        let voice_network: Arc<dyn telco::voice::VoiceNetwork> = match sip {
+            Some(settings) => {
+                // The SIP core outlives the calls: it stops with the networks, after voice drained.
+                let (sip, tasks) =
+                    telco::sip::ua::SipNetwork::start(settings, incoming_tx, on_net, network_stop.subscribe())
+                        .await
+                        .map_err(|e| StartError::Config(format!("SIP trunk: {e}")))?;
+                tracing::info!(listen = %sip.local_addr(), "voice over the SIP trunk");
+                network_tasks.extend(tasks);
+                Arc::new(sip)
+            }
+            None => Arc::new(telco::sim::voice::SimVoice::new(
+                incoming_tx,
+                on_net,
+                Duration::from_millis(config.sim.answer_delay_ms),
+            )),
+        };
         let (voice, voice_task) = voice::VoiceService::start(
             store.clone(),
             voice_writer,
-            Arc::new(sim_voice),
+            voice_network,
             incoming_rx,
             metrics.clone(),
             voice::VoiceSettings {

@@ -41,6 +41,7 @@ struct Check {
 struct Checks {
     database: Check,
     sms_network: Check,
+    voice_network: Check,
 }
 
 #[derive(Serialize)]
@@ -65,10 +66,17 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
             Check { status: "fail", name: Some(network.name()), error: None, reason: Some(reason) }
         }
     };
-    let all_ok = database.status == "ok" && sms_network.status == "ok";
+    let voice = state.voice.network();
+    let voice_network = match voice.link_state() {
+        LinkState::Up => Check { status: "ok", name: Some(voice.name()), error: None, reason: None },
+        LinkState::Down { reason } => {
+            Check { status: "fail", name: Some(voice.name()), error: None, reason: Some(reason) }
+        }
+    };
+    let all_ok = database.status == "ok" && sms_network.status == "ok" && voice_network.status == "ok";
     let code = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if all_ok { "ready" } else { "unavailable" };
-    (code, Json(Readiness { status, checks: Checks { database, sms_network } }))
+    (code, Json(Readiness { status, checks: Checks { database, sms_network, voice_network } }))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

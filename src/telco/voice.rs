@@ -28,6 +28,8 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law, 8 kHz.
     Pcma,
+    /// G.722, 16 kHz audio in the same 160 octets per 20 ms (RTP clock 8000).
+    G722,
 }
 
 impl Codec {
@@ -35,11 +37,16 @@ impl Codec {
         match self {
             Self::Pcmu => "PCMU",
             Self::Pcma => "PCMA",
+            Self::G722 => "G722",
         }
     }
 
+    /// The audio sample rate (not the RTP clock, which is 8000 for all three).
     pub fn sample_rate(self) -> u32 {
-        8000
+        match self {
+            Self::Pcmu | Self::Pcma => 8000,
+            Self::G722 => 16_000,
+        }
     }
 }
 

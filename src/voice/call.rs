@@ -27,6 +27,7 @@ use super::{Inner, presence_event};
 use crate::clock;
 use crate::store::CallWrite;
 use crate::telco::rtp::g711::Law;
+use crate::telco::rtp::g722::{G722Decoder, G722Encoder};
 use crate::telco::voice::{Codec, G711_FRAME, HangupCause, Leg, LegCommand, LegEvent, MediaFrame, Refusal};
 
 /// Longest mark name accepted.
@@ -135,7 +136,7 @@ pub(super) struct CallTask {
 
 /// The audio state of one call.
 struct Media {
-    law: Law,
+    coder: Coder,
     reframer: Reframer,
     playout: PlayoutBuffer,
     up: Upsampler,
@@ -152,10 +153,20 @@ struct Media {
     recorder: Option<Recorder>,
 }
 
-fn law(codec: Codec) -> Law {
-    match codec {
-        Codec::Pcmu => Law::Ulaw,
-        Codec::Pcma => Law::Alaw,
+/// The network codec: G.711 at 8 kHz goes through the resamplers; G.722 carries 16 kHz audio
+/// and needs none.
+enum Coder {
+    G711(Law),
+    G722 { enc: Box<G722Encoder>, dec: Box<G722Decoder> },
+}
+
+impl Coder {
+    fn new(codec: Codec) -> Self {
+        match codec {
+            Codec::Pcmu => Self::G711(Law::Ulaw),
+            Codec::Pcma => Self::G711(Law::Alaw),
+            Codec::G722 => Self::G722 { enc: Box::new(G722Encoder::new()), dec: Box::new(G722Decoder::new()) },
+        }
     }
 }
 
@@ -172,7 +183,7 @@ impl CallTask {
         let jitter = JitterBuffer::new(JitterConfig { target_depth: jitter_target })
             .unwrap_or_else(|_| JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid"));
         let mut media = Media {
-            law: law(self.leg.codec),
+            coder: Coder::new(self.leg.codec),
             reframer: Reframer::default(),
             playout: PlayoutBuffer::default(),
             up: Upsampler::new(),
@@ -270,14 +281,28 @@ impl CallTask {
             let _ = m.jitter.pop();
             self.inner.metrics.voice_frames_shed.inc();
         }
-        match m.jitter.pop() {
-            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => {
-                m.law.decode(payload, &mut m.narrow);
+        let payload = match m.jitter.pop() {
+            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => Some(payload),
+            _ => None,
+        };
+        match &mut m.coder {
+            Coder::G711(law) => {
+                match payload {
+                    Some(payload) => {
+                        law.decode(payload, &mut m.narrow);
+                    }
+                    None => m.narrow = [0; NARROWBAND_FRAME_SAMPLES],
+                }
+                // The upsampler runs on silence too, so its state stays continuous.
+                m.up.process(&m.narrow, &mut m.wide);
             }
-            _ => m.narrow = [0; NARROWBAND_FRAME_SAMPLES],
+            Coder::G722 { dec, .. } => match payload {
+                Some(payload) => {
+                    dec.decode(payload, &mut m.wide);
+                }
+                None => m.wide = [0; FRAME_SAMPLES],
+            },
         }
-        // The upsampler runs on silence too, so its state stays continuous.
-        m.up.process(&m.narrow, &mut m.wide);
         if let Some(s) = stream {
             let mut bytes = vec![0u8; FRAME_BYTES];
             frame::samples_to_s16le(&m.wide, &mut bytes);
@@ -295,9 +320,16 @@ impl CallTask {
             drop(played);
         }
         if self.state == State::InProgress {
-            m.down.process(&m.to_network, &mut m.narrow);
             let mut payload = [0u8; G711_FRAME];
-            m.law.encode(&m.narrow, &mut payload);
+            match &mut m.coder {
+                Coder::G711(law) => {
+                    m.down.process(&m.to_network, &mut m.narrow);
+                    law.encode(&m.narrow, &mut payload);
+                }
+                Coder::G722 { enc, .. } => {
+                    enc.encode(&m.to_network, &mut payload);
+                }
+            }
             let frame = MediaFrame { seq: m.seq, timestamp: m.timestamp, payload };
             m.seq = m.seq.wrapping_add(1);
             m.timestamp = m.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
@@ -383,7 +415,7 @@ impl CallTask {
             LegEvent::Dtmf { digit, duration_ms } => {
                 say(json!({"event": "dtmf", "digit": digit.to_string(), "duration_ms": duration_ms}).to_string());
             }
-            LegEvent::CodecChanged(codec) => m.law = law(codec),
+            LegEvent::CodecChanged(codec) => m.coder = Coder::new(codec),
             LegEvent::Hangup { cause, sip_code } => {
                 let ending = match (self.state, cause) {
                     (State::InProgress, HangupCause::Failed) => Ending::new("failed", "failed"),

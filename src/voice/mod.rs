@@ -154,6 +154,11 @@ impl Inner {
 }
 
 impl VoiceService {
+    /// The network calls go over (for readiness and logs).
+    pub fn network(&self) -> Arc<dyn VoiceNetwork> {
+        self.inner.network.clone()
+    }
+
     /// Starts the service and its task taking incoming calls from `incoming`.
     #[allow(clippy::too_many_arguments)]
     pub fn start(

@@ -8,9 +8,11 @@
 //!
 //! What this module must not do: pace, resample, reorder or conceal. The jitter buffer and the
 //! 8 kHz <-> 16 kHz conversion live with the call's media pipeline (`voice::media`); the UDP
-//! media session that owns the socket, SSRC, sequence numbers and timestamps builds on these.
+//! media session that owns the socket, SSRC, sequence numbers and timestamps is [`session`], the
+//! one part of this module that does I/O.
 
 pub mod dtmf;
 pub mod g711;
 pub mod g722;
 pub mod packet;
+pub mod session;

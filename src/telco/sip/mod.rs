@@ -11,11 +11,15 @@
 //! - [`transaction`]: client and server transactions (§17, RFC 6026), sans-IO, `now` passed in.
 //!
 //! What this module must not do (yet): own a socket, resolve a name, read a clock, draw random
-//! numbers, or keep state between messages. Branches, tags, Call-IDs and cnonces are passed in;
-//! retransmission timers, transactions (§17), dialogs (§12) and the trunk session will be layers
-//! above these codecs, as `smpp::session` sits above `smpp::pdu`.
+//! numbers, or keep state between messages. Branches, tags, Call-IDs and cnonces are passed in.
+//!
+//! Above the codecs: [`transaction`] (RFC 3261 §17, sans-IO: retransmissions and timers driven
+//! by the caller's clock), [`transport`] (the UDP socket and TCP connections) and [`ua`] (the
+//! user agent: dialogs, registration, session timers, the `VoiceNetwork` over the trunk).
 
 pub mod digest;
 pub mod message;
 pub mod sdp;
 pub mod transaction;
+pub mod transport;
+pub mod ua;

@@ -1,0 +1,1864 @@
+//! The SIP user agent for the carrier trunk: a [`VoiceNetwork`] over SIP + RTP.
+//!
+//! One task, the core, owns every piece of SIP state: the transaction layer
+//! ([`super::transaction`]), the dialogs (one per call, keyed by Call-ID), the registration, and
+//! the timers. It reacts to three inputs: messages from the transports ([`super::transport`]),
+//! commands from the legs it handed out (ring, answer, hang up, DTMF) and from `dial`, and its own
+//! deadlines. Each call's media run in their own task ([`crate::telco::rtp::session`]), steered
+//! through a watch channel when a re-INVITE moves them.
+//!
+//! Outbound: INVITE with an SDP offer (G.722, PCMU, PCMA as configured, telephone-event), one digest retry on 401/407,
+//! 180 → ringing, 183 with SDP → early media, 2xx → ACK and answered, 3xx-6xx and timeouts mapped
+//! to the call's hang-up cause; an agent hanging up first sends CANCEL (and, when the 200 crosses
+//! it, ACK then BYE). Inbound: an INVITE from the trunk for one of our numbers is offered to the
+//! voice service (which rings the presence sockets, or refuses with 486); numbers we do not hold
+//! get 404, sources other than the trunk 403. In dialog: BYE either way, re-INVITE and UPDATE
+//! answered with the current SDP, OPTIONS answered, RFC 4028 session timers (we refresh with a
+//! re-INVITE when we are the refresher and hang up when the far end's refresh never comes), and
+//! SIP INFO `application/dtmf-relay` digits.
+//!
+//! What this module must not do: block, hold a lock across an await, or trust a peer-supplied
+//! length (the codecs below bound every message).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::digest::{AuthKind, DigestRequest};
+use super::message::{Message, Method, NameAddr, Refresher, RequestHead, Uri, Via};
+use super::sdp::{self, Connection, LocalMedia, Negotiated, Origin, SessionDescription};
+use super::transaction::{Output, Peer, Timers, Transport as Kind, TxEvent, TxKey, TxLayer};
+use super::transport::{INBOUND_QUEUE, Inbound, SipTransport};
+use crate::BoxFuture;
+use crate::e164::E164;
+use crate::telco::LinkState;
+use crate::telco::rtp::session::{self as media, MediaChannels, RemoteMedia};
+use crate::telco::voice::{
+    Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, Refusal,
+    VoiceNetwork,
+};
+
+/// Says whether a number is one of ours (the number pool).
+pub type Owned = Arc<dyn Fn(&E164) -> bool + Send + Sync>;
+
+/// Calls in progress at most; further INVITEs get 503 and dials `Unavailable`.
+pub const MAX_CALLS: usize = 4096;
+/// Commands queued towards the core at most.
+const COMMAND_QUEUE: usize = 4096;
+/// Jitter buffer depth for RTP legs: 60 ms.
+const RTP_JITTER_FRAMES: usize = 3;
+/// RFC 4028 Min-SE: the smallest session interval we accept.
+const MIN_SE_SECS: u64 = 90;
+const USER_AGENT: &str = concat!("agentline/", env!("CARGO_PKG_VERSION"));
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+
+/// What the SIP network needs to run, from the configuration.
+#[derive(Debug, Clone)]
+pub struct SipSettings {
+    pub trunk_host: String,
+    pub trunk_port: u16,
+    pub tcp: bool,
+    /// Digest credentials; empty user = IP-authenticated trunk.
+    pub user: String,
+    pub password: String,
+    pub listen: SocketAddr,
+    /// The IP advertised in Via, Contact and SDP; `None` = the listening IP, or the one the
+    /// route to the trunk leaves from when listening on all interfaces.
+    pub public_ip: Option<IpAddr>,
+    /// The SIP port advertised; `None` = the listening port.
+    pub public_port: Option<u16>,
+    pub register: bool,
+    pub register_expires: Duration,
+    /// Session interval offered; zero disables session timers.
+    pub session_expires: Duration,
+    /// An outbound call without a final answer this long is cancelled (`no_answer`).
+    pub invite_timeout: Duration,
+    pub rtp_ports: (u16, u16),
+    /// Offered and accepted, in preference order.
+    pub codecs: Vec<sdp::Codec>,
+    pub timers: Timers,
+}
+
+/// The voice network over the trunk.
+pub struct SipNetwork {
+    commands: mpsc::Sender<Command>,
+    link: watch::Receiver<LinkState>,
+    local: SocketAddr,
+}
+
+impl std::fmt::Debug for SipNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipNetwork").field("local", &self.local).finish_non_exhaustive()
+    }
+}
+
+enum Command {
+    Dial { from: E164, to: E164, reply: oneshot::Sender<Result<Leg, DialError>> },
+    Leg { call: u64, command: Option<LegCommand> },
+}
+
+impl SipNetwork {
+    /// Binds the transports and starts the core. Incoming calls for numbers `owned` says are
+    /// ours go to `incoming`.
+    pub async fn start(
+        settings: SipSettings,
+        incoming: mpsc::Sender<IncomingCall>,
+        owned: Owned,
+        stop: watch::Receiver<bool>,
+    ) -> std::io::Result<(Self, Vec<JoinHandle<()>>)> {
+        let trunk_ips: Vec<IpAddr> = tokio::net::lookup_host((settings.trunk_host.as_str(), settings.trunk_port))
+            .await?
+            .map(|a| a.ip())
+            .collect();
+        let trunk_addr = SocketAddr::new(
+            *trunk_ips.first().ok_or_else(|| std::io::Error::other("the trunk host resolves to no address"))?,
+            settings.trunk_port,
+        );
+        let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_QUEUE);
+        let (transport, mut tasks) = SipTransport::bind(settings.listen, inbound_tx, stop.clone()).await?;
+        let local = transport.local_addr();
+        let public_ip = match settings.public_ip {
+            Some(ip) => ip,
+            None if !local.ip().is_unspecified() => local.ip(),
+            None => route_ip(trunk_addr).unwrap_or(local.ip()),
+        };
+        let public = SocketAddr::new(public_ip, settings.public_port.unwrap_or(local.port()));
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+        let initial =
+            if settings.register { LinkState::Down { reason: "not registered yet".to_owned() } } else { LinkState::Up };
+        let (link_tx, link_rx) = watch::channel(initial);
+        let trunk = Peer { addr: trunk_addr, transport: if settings.tcp { Kind::Tcp } else { Kind::Udp } };
+        let core = Core {
+            tx: TxLayer::new(settings.timers),
+            settings,
+            outbox: Vec::new(),
+            listen_ip: local.ip(),
+            trunk,
+            trunk_ips,
+            public,
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_tx: HashMap::new(),
+            next_id: 1,
+            incoming,
+            owned,
+            commands: commands_tx.clone(),
+            rtp_cursor: rand::random(),
+            link: link_tx,
+            registration: Registration::default(),
+        };
+        tasks.push(tokio::spawn(core.run(transport, inbound_rx, commands_rx, stop)));
+        Ok((Self { commands: commands_tx, link: link_rx, local }, tasks))
+    }
+
+    /// Where SIP is received (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+impl VoiceNetwork for SipNetwork {
+    fn name(&self) -> &'static str {
+        "sip"
+    }
+
+    fn dial(&self, from: E164, to: E164) -> BoxFuture<'_, Result<Leg, DialError>> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            self.commands.send(Command::Dial { from, to, reply }).await.map_err(|_| DialError::Unavailable)?;
+            answer.await.unwrap_or(Err(DialError::Unavailable))
+        })
+    }
+
+    fn link_state(&self) -> LinkState {
+        self.link.borrow().clone()
+    }
+}
+
+/// The local address the kernel would send from towards `to` (no packet is sent).
+fn route_ip(to: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr =
+        if to.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(to).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
+
+fn token() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+fn branch() -> String {
+    format!("z9hG4bK{}", token())
+}
+
+fn to_codec(codec: sdp::Codec) -> Codec {
+    match codec {
+        sdp::Codec::Pcmu => Codec::Pcmu,
+        sdp::Codec::Pcma => Codec::Pcma,
+        sdp::Codec::G722 => Codec::G722,
+    }
+}
+
+fn remote_media(n: &Negotiated) -> Option<RemoteMedia> {
+    let ip = n.remote_connection.as_ref().and_then(Connection::ip)?;
+    Some(RemoteMedia {
+        addr: SocketAddr::new(ip, n.remote_port),
+        payload_type: n.payload_type,
+        telephone_event_pt: n.telephone_event_pt,
+        send: n.direction.sends() && !n.remote_hold && n.remote_port != 0,
+    })
+}
+
+/// Maps a final failure response to the cause the call ends with.
+fn cause_for(code: u16) -> HangupCause {
+    match code {
+        486 | 600 => HangupCause::Busy,
+        408 | 480 => HangupCause::NoAnswer,
+        487 => HangupCause::Cancelled,
+        _ => HangupCause::Failed,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Invite,
+    Cancel,
+    Bye,
+    /// A re-INVITE we sent to refresh the session.
+    Refresh,
+    Register,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Outbound: INVITE sent, no final answer. Inbound: offered, not answered.
+    Early,
+    /// Outbound: the agent hung up before the answer; CANCEL sent or due.
+    Cancelling,
+    /// Inbound: our 2xx is out, its ACK not in yet.
+    Accepted,
+    Confirmed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Out,
+    In,
+}
+
+struct MediaCtl {
+    remote: watch::Sender<Option<RemoteMedia>>,
+    dtmf: mpsc::Sender<char>,
+    local: LocalMedia,
+    negotiated: Option<Negotiated>,
+    /// Bumped when our description changes (RFC 3264 §8).
+    version: u64,
+}
+
+/// One call's dialog and the handles of its leg.
+struct Call {
+    dir: Dir,
+    phase: Phase,
+    call_id: String,
+    local_tag: String,
+    remote_tag: Option<String>,
+    /// Our From (outbound) or To (inbound) address, without tag.
+    local_uri: NameAddr,
+    remote_uri: NameAddr,
+    remote_target: Option<Uri>,
+    route_set: Vec<NameAddr>,
+    cseq: u32,
+    /// Where requests in this dialog go.
+    peer: Peer,
+    events: mpsc::Sender<LegEvent>,
+    media: MediaCtl,
+    /// Outbound: the INVITE as last sent (for CANCEL and ACK), and its transaction.
+    invite: Option<(TxKey, Message)>,
+    /// Outbound: the ACK sent for the 2xx, re-sent when the 2xx is retransmitted.
+    ack: Option<Bytes>,
+    provisional_seen: bool,
+    ringing_told: bool,
+    auth_tried: bool,
+    cancel_due: bool,
+    /// Inbound: the INVITE being answered, and its transaction.
+    offer: Option<(TxKey, Message)>,
+    /// Session timer: when we must refresh, and when the session dies without a refresh.
+    refresh_at: Option<Instant>,
+    expire_at: Option<Instant>,
+    session_interval: Option<Duration>,
+    /// Outbound: give up on a call that never got a final answer.
+    give_up_at: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Registration {
+    key: Option<TxKey>,
+    call_id: String,
+    tag: String,
+    cseq: u32,
+    auth_tried: bool,
+    next_at: Option<Instant>,
+}
+
+struct Core {
+    settings: SipSettings,
+    tx: TxLayer,
+    /// Bytes to send, drained to the transport by the run loop (tests read it instead).
+    outbox: Vec<(Peer, Bytes)>,
+    /// The IP the transports listen on; RTP sockets bind there too.
+    listen_ip: IpAddr,
+    trunk: Peer,
+    trunk_ips: Vec<IpAddr>,
+    public: SocketAddr,
+    calls: HashMap<u64, Call>,
+    by_call_id: HashMap<String, u64>,
+    by_tx: HashMap<TxKey, (u64, Purpose)>,
+    next_id: u64,
+    incoming: mpsc::Sender<IncomingCall>,
+    owned: Owned,
+    commands: mpsc::Sender<Command>,
+    rtp_cursor: u32,
+    link: watch::Sender<LinkState>,
+    registration: Registration,
+}
+
+/// The id under which registration transactions are filed in `by_tx`.
+const REGISTRATION: u64 = 0;
+
+impl Core {
+    async fn run(
+        mut self,
+        transport: Arc<SipTransport>,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::Receiver<Command>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        if self.settings.register {
+            self.registration.call_id = format!("{}@{}", token(), self.public.ip());
+            self.registration.tag = token();
+            self.register(Instant::now());
+        }
+        loop {
+            self.flush();
+            for (to, bytes) in self.outbox.drain(..) {
+                transport.send(to, bytes);
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                message = inbound.recv() => match message {
+                    Some(Inbound { message, from }) => self.tx.on_message(message, from, Instant::now().into_std()),
+                    None => break,
+                },
+                command = commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                _ = sleep_until(deadline) => self.on_timers(Instant::now()),
+                _ = stop.changed() => break,
+            }
+        }
+        // Shutting down: hang up every call, unregister, and give the messages a moment to leave.
+        let ids: Vec<u64> = self.calls.keys().copied().collect();
+        for id in ids {
+            self.hangup(id, HangupCause::Failed, Some(503));
+        }
+        if self.settings.register && matches!(*self.link.borrow(), LinkState::Up) {
+            self.send_register(Instant::now(), 0);
+        }
+        self.flush();
+        for (to, bytes) in self.outbox.drain(..) {
+            transport.send(to, bytes);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        let mut next = self.tx.next_deadline().map(Instant::from_std);
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.registration.next_at);
+        for call in self.calls.values() {
+            consider(call.refresh_at);
+            consider(call.expire_at);
+            consider(call.give_up_at);
+        }
+        next
+    }
+
+    /// Sends what the transaction layer queued and handles its events.
+    fn flush(&mut self) {
+        while let Some(output) = self.tx.poll_output() {
+            match output {
+                Output::Send { to, bytes } => self.outbox.push((to, bytes)),
+                Output::Event(event) => self.on_event(event),
+            }
+        }
+    }
+
+    fn on_timers(&mut self, now: Instant) {
+        self.tx.on_timeout(now.into_std());
+        if self.registration.next_at.is_some_and(|t| t <= now) {
+            self.registration.next_at = None;
+            self.registration.auth_tried = false;
+            self.register(now);
+        }
+        let due: Vec<u64> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| [c.refresh_at, c.expire_at, c.give_up_at].into_iter().flatten().any(|t| t <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            let Some(call) = self.calls.get_mut(&id) else { continue };
+            if call.give_up_at.is_some_and(|t| t <= now) {
+                call.give_up_at = None;
+                tracing::info!(call_id = %call.call_id, "no final answer in time; cancelling");
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
+                self.hangup(id, HangupCause::NoAnswer, None);
+            } else if call.expire_at.is_some_and(|t| t <= now) {
+                tracing::info!(call_id = %call.call_id, "session expired without a refresh (RFC 4028)");
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
+                self.hangup(id, HangupCause::Failed, None);
+            } else if call.refresh_at.is_some_and(|t| t <= now) {
+                call.refresh_at = None;
+                self.refresh(id, now);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Dial { from, to, reply } => {
+                let result = self.dial(from, to, Instant::now());
+                let _ = reply.send(result);
+            }
+            Command::Leg { call, command } => self.on_leg(call, command),
+        }
+    }
+
+    fn tell(&self, id: u64, event: LegEvent) {
+        if let Some(call) = self.calls.get(&id)
+            && call.events.try_send(event).is_err()
+        {
+            tracing::debug!(call_id = %call.call_id, "leg event dropped: the call's queue is full or closed");
+        }
+    }
+
+    // ----- building messages -------------------------------------------------------------
+
+    fn via(&self, peer: Peer) -> Via {
+        let transport = match peer.transport {
+            Kind::Udp => "UDP",
+            Kind::Tcp => "TCP",
+        };
+        Via::new(transport, &self.public.ip().to_string(), Some(self.public.port()), &branch()).with_rport()
+    }
+
+    fn contact(&self, user: &str, peer: Peer) -> NameAddr {
+        let mut uri = Uri::sip(Some(user), &host_of(self.public.ip())).with_port(self.public.port());
+        if peer.transport == Kind::Tcp {
+            uri = uri.with_param("transport", Some("tcp"));
+        }
+        NameAddr::new(uri)
+    }
+
+    fn trunk_uri(&self, user: Option<&str>) -> Uri {
+        let mut uri = Uri::sip(user, &self.settings.trunk_host).with_port(self.settings.trunk_port);
+        if self.settings.tcp {
+            uri = uri.with_param("transport", Some("tcp"));
+        }
+        uri
+    }
+
+    fn local_media(&mut self, socket_port: u16) -> LocalMedia {
+        LocalMedia {
+            origin: Origin {
+                username: "agentline".to_owned(),
+                session_id: (rand::random::<u32>() >> 1).to_string(),
+                session_version: "1".to_owned(),
+                addr_type: Connection::new(self.public.ip()).addr_type,
+                address: self.public.ip().to_string(),
+            },
+            session_name: "agentline".to_owned(),
+            connection: Connection::new(self.public.ip()),
+            port: socket_port,
+            codecs: self.settings.codecs.clone(),
+            telephone_event_pt: Some(sdp::DEFAULT_TELEPHONE_EVENT_PT),
+            ptime_ms: 20,
+            direction: sdp::Direction::SendRecv,
+        }
+    }
+
+    /// A request inside the dialog of `call` (§12.2.1.1), CSeq bumped.
+    fn in_dialog(&mut self, id: u64, method: Method) -> Option<Message> {
+        let public = self.public;
+        let call = self.calls.get_mut(&id)?;
+        call.cseq += 1;
+        let mut to = call.remote_uri.clone();
+        if let Some(tag) = &call.remote_tag {
+            to = to.with_tag(tag);
+        }
+        let uri = call.remote_target.clone().unwrap_or_else(|| call.remote_uri.uri.clone());
+        let transport = if call.peer.transport == Kind::Tcp { "TCP" } else { "UDP" };
+        let head = RequestHead {
+            uri,
+            via: Via::new(transport, &public.ip().to_string(), Some(public.port()), &branch()).with_rport(),
+            from: call.local_uri.clone().with_tag(&call.local_tag),
+            to,
+            call_id: call.call_id.clone(),
+            cseq: call.cseq,
+            max_forwards: 70,
+            route: call.route_set.clone(),
+            contact: None,
+        };
+        let mut message = Message::request(method, &head).ok()?;
+        let _ = message.headers_mut().push("User-Agent", USER_AGENT);
+        Some(message)
+    }
+
+    fn respond(&mut self, request: &Message, code: u16, reason: &str, to_tag: Option<&str>) {
+        match Message::response(request, code, reason, to_tag) {
+            Ok(mut response) => {
+                let _ = response.headers_mut().push("Server", USER_AGENT);
+                if code == 405 {
+                    let _ = response.headers_mut().push("Allow", ALLOW);
+                }
+                self.send_response(response);
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot build a response"),
+        }
+    }
+
+    fn send_response(&mut self, response: Message) {
+        if let Err(err) = self.tx.send_response(response, std::time::Instant::now()) {
+            tracing::debug!(error = ?err, "response not sent");
+        }
+    }
+
+    fn send_request(&mut self, id: u64, purpose: Purpose, request: Message, to: Peer) -> Option<TxKey> {
+        match self.tx.send_request(request, to, std::time::Instant::now()) {
+            Ok(key) => {
+                self.by_tx.insert(key.clone(), (id, purpose));
+                Some(key)
+            }
+            Err(err) => {
+                tracing::warn!(error = ?err, "request not sent");
+                None
+            }
+        }
+    }
+
+    // ----- outbound ----------------------------------------------------------------------
+
+    fn dial(&mut self, from: E164, to: E164, now: Instant) -> Result<Leg, DialError> {
+        if !matches!(*self.link.borrow(), LinkState::Up) || self.calls.len() >= MAX_CALLS {
+            return Err(DialError::Unavailable);
+        }
+        let socket = self.bind_rtp()?;
+        let port = socket.local_addr().map_err(|_| DialError::Unavailable)?.port();
+        let local = self.local_media(port);
+        let offer = sdp::offer(&local).map_err(|_| DialError::Unavailable)?;
+        let peer = self.trunk;
+        let call_id = format!("{}@{}", token(), self.public.ip());
+        let local_tag = token();
+        let local_uri = NameAddr::new(Uri::sip(Some(from.as_str()), &host_of(self.public.ip())));
+        let remote_uri = NameAddr::new(self.trunk_uri(Some(to.as_str())));
+        let head = RequestHead {
+            uri: self.trunk_uri(Some(to.as_str())),
+            via: self.via(peer),
+            from: local_uri.clone().with_tag(&local_tag),
+            to: remote_uri.clone(),
+            call_id: call_id.clone(),
+            cseq: 1,
+            max_forwards: 70,
+            route: Vec::new(),
+            contact: Some(self.contact(from.as_str(), peer)),
+        };
+        let mut invite = Message::invite(&head, Some(offer.to_bytes())).map_err(|_| DialError::Unavailable)?;
+        self.decorate_invite(&mut invite);
+        let id = self.next_id;
+        self.next_id += 1;
+        let (leg, ctl) = self.leg(id, socket, local, None, Codec::Pcmu);
+        let Some(key) = self.send_request(id, Purpose::Invite, invite.clone(), peer) else {
+            return Err(DialError::Unavailable);
+        };
+        self.by_call_id.insert(call_id.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                dir: Dir::Out,
+                phase: Phase::Early,
+                call_id,
+                local_tag,
+                remote_tag: None,
+                local_uri,
+                remote_uri,
+                remote_target: None,
+                route_set: Vec::new(),
+                cseq: 1,
+                peer,
+                events: ctl.0,
+                media: ctl.1,
+                invite: Some((key, invite)),
+                ack: None,
+                provisional_seen: false,
+                ringing_told: false,
+                auth_tried: false,
+                cancel_due: false,
+                offer: None,
+                refresh_at: None,
+                expire_at: None,
+                session_interval: None,
+                give_up_at: Some(now + self.settings.invite_timeout),
+            },
+        );
+        Ok(leg)
+    }
+
+    fn decorate_invite(&self, invite: &mut Message) {
+        let headers = invite.headers_mut();
+        let _ = headers.push("Allow", ALLOW);
+        let _ = headers.push("User-Agent", USER_AGENT);
+        if !self.settings.session_expires.is_zero() {
+            let _ = headers.push("Supported", "timer");
+            let _ = headers.push("Session-Expires", &self.settings.session_expires.as_secs().to_string());
+            let _ = headers.push("Min-SE", &MIN_SE_SECS.to_string());
+        }
+    }
+
+    fn bind_rtp(&mut self) -> Result<tokio::net::UdpSocket, DialError> {
+        let bind_ip = self.listen_ip;
+        let (low, high) = self.settings.rtp_ports;
+        self.rtp_cursor = self.rtp_cursor.wrapping_add(1);
+        media::bind_in_range(bind_ip, low, high, self.rtp_cursor).map_err(|err| {
+            tracing::warn!(error = %err, "no RTP port for a call");
+            DialError::Unavailable
+        })
+    }
+
+    /// The leg handed to the voice service, its media task and command forwarder.
+    fn leg(
+        &self,
+        id: u64,
+        socket: tokio::net::UdpSocket,
+        local: LocalMedia,
+        remote: Option<RemoteMedia>,
+        codec: Codec,
+    ) -> (Leg, (mpsc::Sender<LegEvent>, MediaCtl)) {
+        let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
+        let (commands, mut commands_rx) = mpsc::channel::<LegCommand>(EVENT_QUEUE);
+        let (to_call, media_in) = mpsc::channel(MEDIA_QUEUE);
+        let (media_out, from_call) = mpsc::channel(MEDIA_QUEUE);
+        let (remote_tx, remote_rx) = watch::channel(remote);
+        let (dtmf_tx, dtmf_rx) = mpsc::channel(media::DTMF_QUEUE);
+        let channels =
+            MediaChannels { to_call, from_call, events: events_tx.clone(), remote: remote_rx, dtmf: dtmf_rx };
+        tokio::spawn(media::run(socket, channels));
+        let core = self.commands.clone();
+        tokio::spawn(async move {
+            loop {
+                let command = commands_rx.recv().await;
+                let done = command.is_none();
+                if core.send(Command::Leg { call: id, command }).await.is_err() || done {
+                    return;
+                }
+            }
+        });
+        let leg = Leg { codec, events, commands, media_in, media_out, jitter_frames: RTP_JITTER_FRAMES };
+        let ctl = MediaCtl { remote: remote_tx, dtmf: dtmf_tx, local, negotiated: None, version: 1 };
+        (leg, (events_tx, ctl))
+    }
+
+    fn on_leg(&mut self, id: u64, command: Option<LegCommand>) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let (dir, phase) = (call.dir, call.phase);
+        match command {
+            Some(LegCommand::SendDtmf(digit)) => {
+                let _ = call.media.dtmf.try_send(digit);
+            }
+            Some(LegCommand::Ring) if dir == Dir::In && phase == Phase::Early => self.answer_offer(id, 180),
+            Some(LegCommand::Answer) if dir == Dir::In && phase == Phase::Early => self.answer_offer(id, 200),
+            Some(LegCommand::Reject(refusal)) if dir == Dir::In && phase == Phase::Early => {
+                let code = match refusal {
+                    Refusal::Busy => 486,
+                    Refusal::NotFound => 404,
+                    Refusal::NoAnswer => 480,
+                };
+                self.answer_offer(id, code);
+            }
+            Some(LegCommand::Ring | LegCommand::Answer | LegCommand::Reject(_)) => {}
+            Some(LegCommand::Hangup) | None => self.hangup(id, HangupCause::Normal, None),
+        }
+    }
+
+    /// Ends a call from our side, whatever its phase: CANCEL, BYE, or a final refusal.
+    fn hangup(&mut self, id: u64, _cause: HangupCause, refuse_with: Option<u16>) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        match (call.dir, call.phase) {
+            (Dir::Out, Phase::Early) => {
+                call.phase = Phase::Cancelling;
+                call.give_up_at = None;
+                if call.provisional_seen {
+                    self.send_cancel(id);
+                } else {
+                    // §9.1: no CANCEL before a provisional response; sent when one arrives.
+                    call.cancel_due = true;
+                }
+            }
+            (Dir::Out, Phase::Cancelling) => {}
+            (Dir::In, Phase::Early) => self.answer_offer(id, refuse_with.unwrap_or(480)),
+            (_, Phase::Accepted | Phase::Confirmed) => {
+                let peer = call.peer;
+                if let Some(bye) = self.in_dialog(id, Method::Bye) {
+                    self.send_request(id, Purpose::Bye, bye, peer);
+                }
+                self.remove(id);
+            }
+            (Dir::In, Phase::Cancelling) => self.remove(id),
+        }
+    }
+
+    fn send_cancel(&mut self, id: u64) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        call.cancel_due = false;
+        let Some((_, invite)) = &call.invite else { return };
+        let peer = call.peer;
+        match Message::cancel(invite) {
+            Ok(cancel) => {
+                self.send_request(id, Purpose::Cancel, cancel, peer);
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot build CANCEL"),
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        if let Some(call) = self.calls.remove(&id) {
+            self.by_call_id.remove(&call.call_id);
+        }
+    }
+
+    fn on_event(&mut self, event: TxEvent) {
+        match event {
+            TxEvent::Request { key, request, from } => self.on_request(key, request, from),
+            TxEvent::Ack { request, .. } => self.on_ack(request),
+            TxEvent::CancelFor { invite, .. } => self.on_cancelled(invite),
+            TxEvent::Response { key, response } => self.on_response(key, response),
+            TxEvent::Timeout { key } => self.on_tx_timeout(key),
+            TxEvent::StrayResponse { response, .. } => self.on_stray(response),
+        }
+    }
+
+    fn on_response(&mut self, key: TxKey, response: Message) {
+        let Some(&(id, purpose)) = self.by_tx.get(&key) else { return };
+        let Some(code) = response.status_code() else { return };
+        if code >= 200 && !(purpose == Purpose::Invite && (200..300).contains(&code)) {
+            self.by_tx.remove(&key);
+        }
+        match purpose {
+            Purpose::Register => self.on_register_response(code, &response),
+            Purpose::Invite => self.on_invite_response(id, key, code, &response),
+            Purpose::Refresh => {
+                if (200..300).contains(&code) {
+                    self.ack_2xx(id, &response);
+                    self.arm_session_timer(id, &response, Dir::Out);
+                } else if code >= 300 && matches!(code, 408 | 481) {
+                    self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(code) });
+                    self.remove(id);
+                }
+            }
+            Purpose::Cancel | Purpose::Bye => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, id: u64, key: TxKey, code: u16, response: &Message) {
+        let Some(call) = self.calls.get_mut(&id) else {
+            // The call is gone (hung up); a late 2xx still needs its ACK and a BYE.
+            if (200..300).contains(&code) {
+                self.by_tx.remove(&key);
+            }
+            return;
+        };
+        if code == 100 {
+            return;
+        }
+        if code < 200 {
+            call.provisional_seen = true;
+            if let Some(tag) = response.to().ok().and_then(|t| t.tag().map(str::to_owned)) {
+                call.remote_tag = Some(tag);
+            }
+            if call.cancel_due {
+                self.send_cancel(id);
+                return;
+            }
+            if call.phase == Phase::Cancelling {
+                return;
+            }
+            let early_media = response.has_sdp() && self.take_answer(id, response);
+            let Some(call) = self.calls.get_mut(&id) else { return };
+            if early_media {
+                self.tell(id, LegEvent::EarlyMedia);
+            } else if !call.ringing_told {
+                call.ringing_told = true;
+                self.tell(id, LegEvent::Ringing);
+            }
+            return;
+        }
+        if (200..300).contains(&code) {
+            let already = call.ack.is_some();
+            call.remote_tag = response.to().ok().and_then(|t| t.tag().map(str::to_owned));
+            call.remote_target = response.contact().ok().and_then(|c| c.into_iter().next()).map(|c| c.uri);
+            call.route_set = response.record_route().unwrap_or_default().into_iter().rev().collect();
+            call.give_up_at = None;
+            if already {
+                // A retransmitted 2xx: our ACK was lost.
+                if let Some(ack) = call.ack.clone() {
+                    let to = self.ack_destination(id);
+                    self.outbox.push((to, ack));
+                }
+                return;
+            }
+            let cancelling = call.phase == Phase::Cancelling;
+            if response.has_sdp() {
+                self.take_answer(id, response);
+            }
+            self.ack_2xx(id, response);
+            if cancelling {
+                // The 200 crossed our CANCEL (§15): acknowledge it, then end the call with BYE.
+                let Some(call) = self.calls.get_mut(&id) else { return };
+                call.phase = Phase::Confirmed;
+                self.hangup(id, HangupCause::Cancelled, None);
+                return;
+            }
+            let Some(call) = self.calls.get_mut(&id) else { return };
+            call.phase = Phase::Confirmed;
+            self.arm_session_timer(id, response, Dir::Out);
+            self.tell(id, LegEvent::Answered);
+            return;
+        }
+        // 3xx-6xx: the transaction layer sent the ACK.
+        if matches!(code, 401 | 407) && !call.auth_tried && !self.settings.user.is_empty() {
+            call.auth_tried = true;
+            if self.retry_with_credentials(id, code, response) {
+                return;
+            }
+        }
+        let cause = if self.calls.get(&id).is_some_and(|c| c.phase == Phase::Cancelling) {
+            HangupCause::Cancelled
+        } else {
+            cause_for(code)
+        };
+        self.tell(id, LegEvent::Hangup { cause, sip_code: Some(code) });
+        self.remove(id);
+    }
+
+    /// Reads the far end's SDP answer (in a 183 or the 2xx) and points the media at it.
+    fn take_answer(&mut self, id: u64, response: &Message) -> bool {
+        let Some(call) = self.calls.get_mut(&id) else { return false };
+        let negotiated = SessionDescription::parse(response.body())
+            .ok()
+            .and_then(|sd| sdp::accept_answer(&sd, &call.media.local).ok());
+        let Some(negotiated) = negotiated else {
+            tracing::info!(call_id = %call.call_id, "the far end's SDP answer is unusable");
+            return false;
+        };
+        let codec = to_codec(negotiated.codec);
+        let changed = call.media.negotiated.as_ref().is_none_or(|n| to_codec(n.codec) != codec);
+        let _ = call.media.remote.send(remote_media(&negotiated));
+        call.media.negotiated = Some(negotiated);
+        if changed && codec != Codec::Pcmu {
+            self.tell(id, LegEvent::CodecChanged(codec));
+        }
+        true
+    }
+
+    fn ack_destination(&self, id: u64) -> Peer {
+        let Some(call) = self.calls.get(&id) else { return self.trunk };
+        self.target_peer(call)
+    }
+
+    /// Where in-dialog requests go: the route set's first hop or the remote target when it is
+    /// an IP literal, else the peer the dialog was set up with.
+    fn target_peer(&self, call: &Call) -> Peer {
+        let uri = call.route_set.first().map(|r| &r.uri).or(call.remote_target.as_ref());
+        let Some(uri) = uri else { return call.peer };
+        let host = uri.host.trim_start_matches('[').trim_end_matches(']');
+        match host.parse::<IpAddr>() {
+            Ok(ip) => {
+                let tcp = uri.transport().is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
+                let transport = if tcp || call.peer.transport == Kind::Tcp { Kind::Tcp } else { Kind::Udp };
+                Peer { addr: SocketAddr::new(ip, uri.port.unwrap_or(5060)), transport }
+            }
+            Err(_) => call.peer,
+        }
+    }
+
+    fn ack_2xx(&mut self, id: u64, response: &Message) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let Some((_, invite)) = &call.invite else { return };
+        let peer = self.target_peer(call);
+        let via = self.via(peer);
+        match Message::ack_2xx(invite, response, &via, None) {
+            Ok(ack) => {
+                let bytes = Bytes::from(ack.to_bytes());
+                self.outbox.push((peer, bytes.clone()));
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.ack = Some(bytes);
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot build the ACK for a 2xx"),
+        }
+    }
+
+    fn retry_with_credentials(&mut self, id: u64, code: u16, response: &Message) -> bool {
+        let Some(kind) = AuthKind::for_status(code) else { return false };
+        let Some(call) = self.calls.get_mut(&id) else { return false };
+        let Some((_, invite)) = &call.invite else { return false };
+        let Some(challenge) = response.challenges(kind).ok().and_then(|c| c.into_iter().next()) else {
+            return false;
+        };
+        let mut retry = invite.clone();
+        let Some(uri) = retry.request_uri().map(ToString::to_string) else { return false };
+        let request = DigestRequest { method: "INVITE", uri: &uri, body: retry.body() };
+        let Ok(credentials) = challenge.respond(&self.settings.user, &self.settings.password, &request, &token(), 1)
+        else {
+            return false;
+        };
+        call.cseq += 1;
+        let cseq = call.cseq;
+        let peer = call.peer;
+        let headers = retry.headers_mut();
+        let _ = headers.set("CSeq", &format!("{cseq} INVITE"));
+        let _ = headers.set(kind.credentials_header(), &credentials.to_string());
+        // A new transaction: a new branch in our Via.
+        let via = self.via(peer);
+        let _ = retry.headers_mut().set("Via", &via.to_string());
+        let Some(key) = self.send_request(id, Purpose::Invite, retry.clone(), peer) else { return false };
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.invite = Some((key, retry));
+        }
+        true
+    }
+
+    fn on_tx_timeout(&mut self, key: TxKey) {
+        let Some((id, purpose)) = self.by_tx.remove(&key) else { return };
+        match purpose {
+            Purpose::Invite => {
+                if self.calls.get(&id).is_some_and(|c| c.invite.as_ref().is_some_and(|(k, _)| *k == key)) {
+                    self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
+                    self.remove(id);
+                }
+            }
+            Purpose::Refresh => {
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
+                self.hangup(id, HangupCause::Failed, None);
+            }
+            Purpose::Register => self.registration_failed("the registrar did not answer"),
+            Purpose::Cancel | Purpose::Bye => {}
+        }
+    }
+
+    /// A response no transaction wanted: a 2xx retransmitted after the INVITE transaction
+    /// ended. Its ACK is re-sent; a 2xx for a call we no longer have gets ACK and BYE.
+    fn on_stray(&mut self, response: Message) {
+        let Some(code) = response.status_code() else { return };
+        if !(200..300).contains(&code) || !matches!(response.cseq(), Ok((_, Method::Invite))) {
+            return;
+        }
+        let Ok(call_id) = response.call_id() else { return };
+        if let Some(&id) = self.by_call_id.get(call_id)
+            && let Some(ack) = self.calls.get(&id).and_then(|c| c.ack.clone())
+        {
+            let to = self.ack_destination(id);
+            self.outbox.push((to, ack));
+        }
+    }
+
+    // ----- session timers (RFC 4028) -----------------------------------------------------
+
+    /// Arms the session timer from a 2xx (outbound) or from the request we answered (inbound).
+    fn arm_session_timer(&mut self, id: u64, message: &Message, dir: Dir) {
+        let Ok(Some(se)) = message.session_expires() else { return };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let interval = Duration::from_secs(u64::from(se.delta_secs).max(MIN_SE_SECS));
+        // The refresher is named in the 2xx; absent, the UAC refreshes when it is us.
+        let we_refresh =
+            matches!((se.refresher, dir), (Some(Refresher::Uac) | None, Dir::Out) | (Some(Refresher::Uas), Dir::In));
+        let now = Instant::now();
+        call.session_interval = Some(interval);
+        if we_refresh {
+            call.refresh_at = Some(now + interval / 2);
+            call.expire_at = None;
+        } else {
+            call.refresh_at = None;
+            // §10: without a refresh, BYE at the interval minus min(32 s, interval / 3).
+            call.expire_at = Some(now + interval - (interval / 3).min(Duration::from_secs(32)));
+        }
+    }
+
+    /// Sends a session refresh: a re-INVITE with our unchanged description.
+    fn refresh(&mut self, id: u64, now: Instant) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let interval = call.session_interval.unwrap_or(self.settings.session_expires);
+        let peer = self.target_peer(call);
+        let contact = self.contact(call.local_uri.uri.user.as_deref().unwrap_or("agentline"), peer);
+        let body = self.current_sdp(id, false);
+        let Some(mut request) = self.in_dialog(id, Method::Invite) else { return };
+        let headers = request.headers_mut();
+        let _ = headers.push("Contact", &contact.to_string());
+        let _ = headers.push("Supported", "timer");
+        let _ = headers.push("Session-Expires", &format!("{};refresher=uac", interval.as_secs()));
+        if let Some(body) = body {
+            let _ = request.set_body("application/sdp", body);
+        }
+        // The re-INVITE's ACK is built from it, as for the initial INVITE.
+        if let Some(key) = self.send_request(id, Purpose::Refresh, request.clone(), peer)
+            && let Some(call) = self.calls.get_mut(&id)
+        {
+            call.invite = Some((key, request));
+            call.refresh_at = Some(now + interval / 2);
+        }
+    }
+
+    /// Our description as it stands; `bump` when it changed.
+    fn current_sdp(&mut self, id: u64, bump: bool) -> Option<Vec<u8>> {
+        let call = self.calls.get_mut(&id)?;
+        if bump {
+            call.media.version += 1;
+        }
+        call.media.local.origin.session_version = call.media.version.to_string();
+        let mut local = call.media.local.clone();
+        if let Some(n) = &call.media.negotiated {
+            local.codecs = vec![n.codec];
+        }
+        sdp::offer(&local).ok().map(|sd| sd.to_bytes())
+    }
+
+    // ----- inbound -----------------------------------------------------------------------
+
+    fn on_request(&mut self, key: TxKey, request: Message, from: Peer) {
+        let Some(method) = request.method().cloned() else { return };
+        let has_to_tag = request.to().ok().is_some_and(|t| t.tag().is_some());
+        let existing = request.call_id().ok().and_then(|c| self.by_call_id.get(c).copied());
+        match (method, existing) {
+            (Method::Invite, None) if !has_to_tag => self.on_invite(key, request, from),
+            (Method::Invite, Some(id)) if has_to_tag => self.on_reinvite(id, key, request),
+            (Method::Invite, Some(_)) => {
+                // A second INVITE with our Call-ID but no tag: a loop or a fork we do not serve.
+                self.respond(&request, 482, "Loop Detected", None);
+            }
+            (Method::Bye, Some(id)) => {
+                self.respond(&request, 200, "OK", None);
+                let cause = match self.calls.get(&id).map(|c| c.phase) {
+                    Some(Phase::Confirmed | Phase::Accepted) => HangupCause::Normal,
+                    _ => HangupCause::Cancelled,
+                };
+                self.tell(id, LegEvent::Hangup { cause, sip_code: None });
+                self.remove(id);
+            }
+            (Method::Options, _) => {
+                if let Ok(mut ok) = Message::response(&request, 200, "OK", None) {
+                    let headers = ok.headers_mut();
+                    let _ = headers.push("Allow", ALLOW);
+                    let _ = headers.push("Accept", "application/sdp");
+                    let _ = headers.push("Supported", "timer");
+                    self.send_response(ok);
+                }
+            }
+            (Method::Update, Some(id)) => {
+                // A session refresh without a new description (an offer in UPDATE is refused).
+                if request.has_sdp() {
+                    self.respond(&request, 488, "Not Acceptable Here", None);
+                } else {
+                    self.respond(&request, 200, "OK", None);
+                    self.arm_session_timer(id, &request, Dir::In);
+                }
+            }
+            (Method::Info, Some(id)) => self.on_info(id, &request),
+            (Method::Bye | Method::Update | Method::Info | Method::Invite, None) => {
+                self.respond(&request, 481, "Call/Transaction Does Not Exist", None);
+            }
+            (Method::Ack | Method::Cancel, _) => {}
+            _ => self.respond(&request, 405, "Method Not Allowed", None),
+        }
+    }
+
+    fn on_invite(&mut self, key: TxKey, request: Message, from: Peer) {
+        if !self.trunk_ips.contains(&from.addr.ip()) {
+            tracing::info!(peer = %from.addr, "INVITE from a source other than the trunk refused");
+            self.respond(&request, 403, "Forbidden", None);
+            return;
+        }
+        let number = request
+            .request_uri()
+            .and_then(|u| u.phone_number().ok())
+            .or_else(|| request.to().ok().and_then(|t| t.uri.phone_number().ok()));
+        let Some(number) = number.filter(|n| (self.owned)(n)) else {
+            self.respond(&request, 404, "Not Found", None);
+            return;
+        };
+        if self.calls.len() >= MAX_CALLS {
+            self.respond(&request, 503, "Service Unavailable", None);
+            return;
+        }
+        if let Ok(Some(se)) = request.session_expires()
+            && u64::from(se.delta_secs) < MIN_SE_SECS
+        {
+            if let Ok(mut too_small) = Message::response(&request, 422, "Session Interval Too Small", None) {
+                let _ = too_small.headers_mut().push("Min-SE", &MIN_SE_SECS.to_string());
+                self.send_response(too_small);
+            }
+            return;
+        }
+        let Ok(socket) = self.bind_rtp() else {
+            self.respond(&request, 503, "Service Unavailable", None);
+            return;
+        };
+        let Ok(port) = socket.local_addr().map(|a| a.port()) else { return };
+        let local = self.local_media(port);
+        // An offer in the INVITE is answered now; without one (late offer) ours goes in the 200.
+        let negotiated = if request.has_sdp() {
+            let answer = SessionDescription::parse(request.body()).ok().and_then(|sd| sdp::answer(&sd, &local).ok());
+            match answer {
+                Some((_, n)) => Some(n),
+                None => {
+                    self.respond(&request, 488, "Not Acceptable Here", None);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
+        let codec = negotiated.as_ref().map_or(Codec::Pcmu, |n| to_codec(n.codec));
+        let remote = negotiated.as_ref().and_then(remote_media);
+        let id = self.next_id;
+        self.next_id += 1;
+        let (leg, (events, mut media_ctl)) = self.leg(id, socket, local, remote, codec);
+        media_ctl.negotiated = negotiated;
+        let caller = request
+            .from()
+            .ok()
+            .map(|f| f.uri.phone_number().map(E164::into_string).unwrap_or_else(|_| f.uri.user.unwrap_or_default()))
+            .unwrap_or_default();
+        let offer = IncomingCall { from: caller, to: number.clone(), leg };
+        if self.incoming.try_send(offer).is_err() {
+            self.respond(&request, 503, "Service Unavailable", None);
+            return;
+        }
+        let call_id = request.call_id().map(str::to_owned).unwrap_or_default();
+        let remote_uri =
+            request.from().map(|f| NameAddr::new(f.uri)).unwrap_or_else(|_| NameAddr::new(Uri::sip(None, "invalid")));
+        let remote_tag = request.from().ok().and_then(|f| f.tag().map(str::to_owned));
+        let local_uri =
+            request.to().map(|t| NameAddr::new(t.uri)).unwrap_or_else(|_| NameAddr::new(Uri::sip(None, "invalid")));
+        let remote_target = request.contact().ok().and_then(|c| c.into_iter().next()).map(|c| c.uri);
+        let route_set = request.record_route().unwrap_or_default();
+        self.by_call_id.insert(call_id.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                dir: Dir::In,
+                phase: Phase::Early,
+                call_id,
+                local_tag: token(),
+                remote_tag,
+                local_uri,
+                remote_uri,
+                remote_target,
+                route_set,
+                cseq: rand::random::<u16>().into(),
+                peer: from,
+                events,
+                media: media_ctl,
+                invite: None,
+                ack: None,
+                provisional_seen: false,
+                ringing_told: false,
+                auth_tried: false,
+                cancel_due: false,
+                offer: Some((key, request)),
+                refresh_at: None,
+                expire_at: None,
+                session_interval: None,
+                give_up_at: None,
+            },
+        );
+    }
+
+    /// Answers the INVITE being offered: 180, 200 with our SDP, or a refusal.
+    fn answer_offer(&mut self, id: u64, code: u16) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let Some((_, request)) = call.offer.clone() else { return };
+        let local_tag = call.local_tag.clone();
+        let user = call.local_uri.uri.user.clone().unwrap_or_else(|| "agentline".to_owned());
+        let peer = call.peer;
+        let reason = match code {
+            180 => "Ringing",
+            200 => "OK",
+            404 => "Not Found",
+            480 => "Temporarily Unavailable",
+            486 => "Busy Here",
+            _ => "Declined",
+        };
+        let Ok(mut response) = Message::response(&request, code, reason, Some(&local_tag)) else { return };
+        let headers = response.headers_mut();
+        let _ = headers.push("Server", USER_AGENT);
+        if code < 300 {
+            let _ = headers.push("Contact", &self.contact(&user, peer).to_string());
+            let _ = headers.push("Allow", ALLOW);
+        }
+        if code == 200 {
+            let body = self.answer_body(id, &request);
+            if let Some(se) = request.session_expires().ok().flatten()
+                && !self.settings.session_expires.is_zero()
+            {
+                let secs = u64::from(se.delta_secs).min(self.settings.session_expires.as_secs()).max(MIN_SE_SECS);
+                let refresher = match se.refresher {
+                    Some(Refresher::Uas) => "uas",
+                    _ => "uac",
+                };
+                let headers = response.headers_mut();
+                let _ = headers.push("Session-Expires", &format!("{secs};refresher={refresher}"));
+                if request.supported().iter().any(|t| t.eq_ignore_ascii_case("timer")) {
+                    let _ = headers.push("Require", "timer");
+                }
+            }
+            if let Some(body) = body {
+                let _ = response.set_body("application/sdp", body);
+            }
+            self.arm_session_timer(id, &response, Dir::In);
+        }
+        self.send_response(response);
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        match code {
+            180 => {}
+            200 => call.phase = Phase::Accepted,
+            _ => self.remove(id),
+        }
+    }
+
+    /// The SDP for a 200 to an INVITE: our answer to its offer, or our offer (late offer).
+    fn answer_body(&mut self, id: u64, request: &Message) -> Option<Vec<u8>> {
+        let call = self.calls.get_mut(&id)?;
+        if request.has_sdp() {
+            let offer = SessionDescription::parse(request.body()).ok()?;
+            let (answer, _) = sdp::answer(&offer, &call.media.local).ok()?;
+            Some(answer.to_bytes())
+        } else {
+            sdp::offer(&call.media.local).ok().map(|sd| sd.to_bytes())
+        }
+    }
+
+    fn on_ack(&mut self, request: Message) {
+        let Some(id) = request.call_id().ok().and_then(|c| self.by_call_id.get(c).copied()) else { return };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some((key, _)) = &call.offer {
+            self.tx.ack_received(key);
+        }
+        if call.phase == Phase::Accepted {
+            call.phase = Phase::Confirmed;
+        }
+        // Late offer: the answer comes in the ACK.
+        if request.has_sdp() && call.media.negotiated.is_none() {
+            let negotiated = SessionDescription::parse(request.body())
+                .ok()
+                .and_then(|sd| sdp::accept_answer(&sd, &call.media.local).ok());
+            if let Some(n) = negotiated {
+                let codec = to_codec(n.codec);
+                let _ = call.media.remote.send(remote_media(&n));
+                call.media.negotiated = Some(n);
+                if codec != Codec::Pcmu {
+                    self.tell(id, LegEvent::CodecChanged(codec));
+                }
+            }
+        }
+    }
+
+    /// The far end cancelled an INVITE it sent us; the layer answered the CANCEL.
+    fn on_cancelled(&mut self, invite: TxKey) {
+        let id =
+            self.calls.iter().find(|(_, c)| c.offer.as_ref().is_some_and(|(k, _)| *k == invite)).map(|(id, _)| *id);
+        let Some(id) = id else { return };
+        if self.calls.get(&id).is_some_and(|c| c.phase == Phase::Early) {
+            self.tell(id, LegEvent::Hangup { cause: HangupCause::Cancelled, sip_code: Some(487) });
+            if let Some(request) = self.calls.get(&id).and_then(|c| c.offer.as_ref().map(|(_, r)| r.clone())) {
+                let tag = self.calls.get(&id).map(|c| c.local_tag.clone());
+                self.respond(&request, 487, "Request Terminated", tag.as_deref());
+            }
+            self.remove(id);
+        }
+    }
+
+    fn on_reinvite(&mut self, id: u64, key: TxKey, request: Message) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let body = if request.has_sdp() {
+            let Some(offer) = SessionDescription::parse(request.body()).ok() else {
+                self.respond(&request, 400, "Bad Session Description", None);
+                return;
+            };
+            // Keep the codec in use when the offer still has it (RFC 3264 §8.3.2).
+            let mut local = call.media.local.clone();
+            if let Some(n) = &call.media.negotiated {
+                local.codecs.sort_by_key(|c| *c != n.codec);
+            }
+            local.origin.session_version = call.media.version.to_string();
+            let Ok((answer, negotiated)) = sdp::answer(&offer, &local) else {
+                self.respond(&request, 488, "Not Acceptable Here", None);
+                return;
+            };
+            let old = call.media.negotiated.as_ref().map(|n| to_codec(n.codec));
+            let codec = to_codec(negotiated.codec);
+            let _ = call.media.remote.send(remote_media(&negotiated));
+            call.media.negotiated = Some(negotiated);
+            if old != Some(codec) {
+                self.tell(id, LegEvent::CodecChanged(codec));
+            }
+            Some(answer.to_bytes())
+        } else {
+            // No offer: ours goes in the 200 and the answer comes in the ACK.
+            self.current_sdp(id, false)
+        };
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(target) = request.contact().ok().and_then(|c| c.into_iter().next()) {
+            call.remote_target = Some(target.uri);
+        }
+        let user = call.local_uri.uri.user.clone().unwrap_or_else(|| "agentline".to_owned());
+        let peer = call.peer;
+        // The 2xx is retransmitted until this re-INVITE's ACK arrives.
+        call.offer = Some((key, request.clone()));
+        let Ok(mut ok) = Message::response(&request, 200, "OK", None) else { return };
+        let headers = ok.headers_mut();
+        let _ = headers.push("Contact", &self.contact(&user, peer).to_string());
+        let _ = headers.push("Allow", ALLOW);
+        if let Ok(Some(se)) = request.session_expires() {
+            let refresher = match se.refresher {
+                Some(Refresher::Uas) => "uas",
+                _ => "uac",
+            };
+            let _ = headers.push("Session-Expires", &format!("{};refresher={refresher}", se.delta_secs));
+            let _ = headers.push("Require", "timer");
+        }
+        if let Some(body) = body {
+            let _ = ok.set_body("application/sdp", body);
+        }
+        self.arm_session_timer(id, &ok, Dir::In);
+        self.send_response(ok);
+    }
+
+    fn on_info(&mut self, id: u64, request: &Message) {
+        let is_relay =
+            request.content_type().is_some_and(|t| t.to_ascii_lowercase().starts_with("application/dtmf-relay"));
+        if is_relay {
+            let body = String::from_utf8_lossy(request.body());
+            let mut digit = None;
+            let mut duration_ms = 100;
+            for line in body.lines() {
+                let Some((name, value)) = line.split_once('=') else { continue };
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "signal" => {
+                        digit = value.trim().chars().next().filter(|c| c.is_ascii_digit() || "*#ABCDabcd".contains(*c))
+                    }
+                    "duration" => duration_ms = value.trim().parse().unwrap_or(100),
+                    _ => {}
+                }
+            }
+            if let Some(digit) = digit {
+                self.tell(id, LegEvent::Dtmf { digit: digit.to_ascii_uppercase(), duration_ms });
+            }
+        }
+        self.respond(request, 200, "OK", None);
+    }
+
+    // ----- registration ------------------------------------------------------------------
+
+    fn register(&mut self, now: Instant) {
+        let expires = u32::try_from(self.settings.register_expires.as_secs()).unwrap_or(3600);
+        self.send_register(now, expires);
+    }
+
+    fn send_register(&mut self, _now: Instant, expires: u32) {
+        let peer = self.trunk;
+        let user = self.settings.user.clone();
+        self.registration.cseq += 1;
+        let aor = NameAddr::new(Uri::sip(Some(&user), &self.settings.trunk_host));
+        let head = RequestHead {
+            uri: self.trunk_uri(None),
+            via: self.via(peer),
+            from: aor.clone().with_tag(&self.registration.tag),
+            to: aor,
+            call_id: self.registration.call_id.clone(),
+            cseq: self.registration.cseq,
+            max_forwards: 70,
+            route: Vec::new(),
+            contact: Some(self.contact(&user, peer)),
+        };
+        match Message::register(&head, expires) {
+            Ok(mut register) => {
+                let _ = register.headers_mut().push("User-Agent", USER_AGENT);
+                self.registration.key = self.send_request(REGISTRATION, Purpose::Register, register, peer);
+            }
+            Err(err) => tracing::warn!(error = %err, "cannot build REGISTER"),
+        }
+    }
+
+    fn on_register_response(&mut self, code: u16, response: &Message) {
+        match code {
+            100..=199 => {}
+            200..=299 => {
+                let granted = response
+                    .contact()
+                    .ok()
+                    .and_then(|c| c.into_iter().next())
+                    .and_then(|c| c.param("expires").and_then(|p| p.value.as_deref()?.parse::<u64>().ok()))
+                    .or_else(|| response.expires().ok().flatten().map(u64::from))
+                    .unwrap_or(self.settings.register_expires.as_secs())
+                    .max(60);
+                self.registration.auth_tried = false;
+                self.registration.next_at = Some(Instant::now() + Duration::from_secs(granted * 3 / 4));
+                if !matches!(*self.link.borrow(), LinkState::Up) {
+                    tracing::info!(expires = granted, "registered with the SIP trunk");
+                }
+                self.link.send_replace(LinkState::Up);
+            }
+            401 | 407 if !self.registration.auth_tried => {
+                self.registration.auth_tried = true;
+                let Some(kind) = AuthKind::for_status(code) else { return };
+                let Some(challenge) = response.challenges(kind).ok().and_then(|c| c.into_iter().next()) else {
+                    self.registration_failed("a challenge without Digest");
+                    return;
+                };
+                let uri = self.trunk_uri(None).to_string();
+                let request = DigestRequest { method: "REGISTER", uri: &uri, body: &[] };
+                let Ok(credentials) =
+                    challenge.respond(&self.settings.user, &self.settings.password, &request, &token(), 1)
+                else {
+                    self.registration_failed("the challenge cannot be answered");
+                    return;
+                };
+                let expires = u32::try_from(self.settings.register_expires.as_secs()).unwrap_or(3600);
+                let peer = self.trunk;
+                let user = self.settings.user.clone();
+                self.registration.cseq += 1;
+                let aor = NameAddr::new(Uri::sip(Some(&user), &self.settings.trunk_host));
+                let head = RequestHead {
+                    uri: self.trunk_uri(None),
+                    via: self.via(peer),
+                    from: aor.clone().with_tag(&self.registration.tag),
+                    to: aor,
+                    call_id: self.registration.call_id.clone(),
+                    cseq: self.registration.cseq,
+                    max_forwards: 70,
+                    route: Vec::new(),
+                    contact: Some(self.contact(&user, peer)),
+                };
+                if let Ok(mut register) = Message::register(&head, expires) {
+                    let _ = register.headers_mut().push(kind.credentials_header(), &credentials.to_string());
+                    self.registration.key = self.send_request(REGISTRATION, Purpose::Register, register, peer);
+                }
+            }
+            _ => self.registration_failed(&format!("the registrar answered {code}")),
+        }
+    }
+
+    fn registration_failed(&mut self, why: &str) {
+        tracing::warn!(reason = why, "SIP registration failed; retrying in 30 s");
+        self.link.send_replace(LinkState::Down { reason: format!("SIP registration failed: {why}") });
+        self.registration.next_at = Some(Instant::now() + Duration::from_secs(30));
+    }
+}
+
+fn host_of(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The dialog logic, driven without SIP sockets: the far end is these tests, reading the
+/// core's outbox and feeding its answers through the transaction layer. (Media sockets are
+/// bound on 127.0.0.1: a leg cannot exist without one.)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telco::sip::message::Framing;
+
+    const TRUNK: &str = "127.0.0.1:5090";
+    const OURS: &str = "+12025550100";
+    const FAR: &str = "+14155550123";
+    const FAR_SDP: &str = "v=0\r\no=far 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+        m=audio 40000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n";
+
+    struct Harness {
+        core: Core,
+        incoming: mpsc::Receiver<IncomingCall>,
+        commands: mpsc::Receiver<Command>,
+    }
+
+    fn settings(user: &str) -> SipSettings {
+        SipSettings {
+            trunk_host: "127.0.0.1".to_owned(),
+            trunk_port: 5090,
+            tcp: false,
+            user: user.to_owned(),
+            password: "secret".to_owned(),
+            listen: "127.0.0.1:5060".parse().expect("addr"),
+            public_ip: None,
+            public_port: None,
+            register: false,
+            register_expires: Duration::from_secs(3600),
+            session_expires: Duration::from_secs(1800),
+            invite_timeout: Duration::from_secs(60),
+            rtp_ports: (41000, 41999),
+            codecs: vec![sdp::Codec::G722, sdp::Codec::Pcmu, sdp::Codec::Pcma],
+            timers: Timers::default(),
+        }
+    }
+
+    fn harness(settings: SipSettings) -> Harness {
+        let (incoming_tx, incoming) = mpsc::channel(8);
+        let (commands_tx, commands) = mpsc::channel(64);
+        let (link, _) = watch::channel(LinkState::Up);
+        let trunk_addr: SocketAddr = TRUNK.parse().expect("addr");
+        let core = Core {
+            tx: TxLayer::new(settings.timers),
+            outbox: Vec::new(),
+            listen_ip: settings.listen.ip(),
+            public: settings.listen,
+            settings,
+            trunk: Peer { addr: trunk_addr, transport: Kind::Udp },
+            trunk_ips: vec![trunk_addr.ip()],
+            calls: HashMap::new(),
+            by_call_id: HashMap::new(),
+            by_tx: HashMap::new(),
+            next_id: 1,
+            incoming: incoming_tx,
+            owned: Arc::new(|n: &E164| n.as_str() == OURS),
+            commands: commands_tx,
+            rtp_cursor: 0,
+            link,
+            registration: Registration::default(),
+        };
+        Harness { core, incoming, commands }
+    }
+
+    fn trunk() -> Peer {
+        Peer { addr: TRUNK.parse().expect("addr"), transport: Kind::Udp }
+    }
+
+    impl Harness {
+        /// Everything the core sent since the last call, parsed.
+        fn sent(&mut self) -> Vec<Message> {
+            self.core.flush();
+            self.core
+                .outbox
+                .drain(..)
+                .map(|(_, bytes)| Message::parse(&bytes, Framing::Datagram).expect("the core sends valid SIP"))
+                .collect()
+        }
+
+        fn feed(&mut self, message: Message) {
+            self.core.tx.on_message(message, trunk(), std::time::Instant::now());
+            self.core.flush();
+        }
+
+        /// Leg commands are forwarded by a task; hand them to the core as its loop would.
+        async fn pump_commands(&mut self) {
+            while let Ok(Some(command)) = tokio::time::timeout(Duration::from_millis(200), self.commands.recv()).await {
+                self.core.on_command(command);
+                if self.commands.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn method_of(m: &Message) -> Option<Method> {
+        m.method().cloned()
+    }
+
+    fn reply(request: &Message, code: u16, reason: &str, sdp: Option<&str>) -> Message {
+        let mut response = Message::response(request, code, reason, Some("far-tag")).expect("response");
+        if (101..300).contains(&code) {
+            response.headers_mut().push("Contact", "<sip:far@127.0.0.1:5090>").expect("contact");
+        }
+        if let Some(sdp) = sdp {
+            response.set_body("application/sdp", sdp.as_bytes().to_vec()).expect("body");
+        }
+        response
+    }
+
+    async fn next_event(leg: &mut Leg) -> LegEvent {
+        tokio::time::timeout(Duration::from_secs(2), leg.events.recv()).await.expect("an event").expect("open")
+    }
+
+    fn dial(h: &mut Harness) -> (Leg, Message) {
+        let leg = h
+            .core
+            .dial(E164::parse(OURS).expect("e164"), E164::parse(FAR).expect("e164"), Instant::now())
+            .expect("dialled");
+        let sent = h.sent();
+        assert_eq!(sent.len(), 1);
+        (leg, sent[0].clone())
+    }
+
+    #[tokio::test]
+    async fn outbound_call_rings_answers_and_hangs_up_with_bye() {
+        let mut h = harness(settings(""));
+        let (mut leg, invite) = dial(&mut h);
+        assert_eq!(method_of(&invite), Some(Method::Invite));
+        assert_eq!(invite.request_uri().expect("uri").to_string(), format!("sip:{FAR}@127.0.0.1:5090"));
+        let offer = String::from_utf8(invite.body().to_vec()).expect("utf8");
+        assert!(offer.contains("m=audio 41") && offer.contains(" RTP/AVP 9 0 8 101"), "{offer}");
+        assert_eq!(invite.header("Session-Expires"), Some("1800"));
+        h.feed(reply(&invite, 100, "Trying", None));
+        h.feed(reply(&invite, 180, "Ringing", None));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Ringing);
+        let ok = reply(&invite, 200, "OK", Some(FAR_SDP));
+        h.feed(ok.clone());
+        assert_eq!(next_event(&mut leg).await, LegEvent::CodecChanged(Codec::Pcma));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Answered);
+        let acks = h.sent();
+        assert_eq!(acks.len(), 1);
+        assert_eq!(method_of(&acks[0]), Some(Method::Ack));
+        assert_eq!(acks[0].request_uri().expect("uri").to_string(), "sip:far@127.0.0.1:5090");
+        assert!(acks[0].header("To").expect("to").contains("far-tag"));
+        // A retransmitted 200 (our ACK was lost) gets the same ACK again, and no new event.
+        h.feed(ok);
+        let again = h.sent();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].to_bytes(), acks[0].to_bytes());
+        assert!(leg.events.try_recv().is_err());
+        // The agent hangs up: BYE in the dialog, CSeq 2.
+        leg.commands.send(LegCommand::Hangup).await.expect("send");
+        h.pump_commands().await;
+        let bye = h.sent();
+        assert_eq!(bye.len(), 1);
+        assert_eq!(method_of(&bye[0]), Some(Method::Bye));
+        assert_eq!(bye[0].cseq().expect("cseq"), (2, Method::Bye));
+        assert!(bye[0].header("To").expect("to").contains("far-tag"));
+        assert!(h.core.calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn digest_challenge_is_answered_once_and_busy_ends_the_call() {
+        let mut h = harness(settings("agent"));
+        let (mut leg, invite) = dial(&mut h);
+        let mut challenge = reply(&invite, 401, "Unauthorized", None);
+        challenge
+            .headers_mut()
+            .push("WWW-Authenticate", r#"Digest realm="agentline.test", nonce="abc123", algorithm=MD5, qop="auth""#)
+            .expect("header");
+        h.feed(challenge);
+        let sent = h.sent();
+        let methods: Vec<_> = sent.iter().map(method_of).collect();
+        assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Invite)], "ACK for the 401, then the retry");
+        let retry = &sent[1];
+        assert_eq!(retry.cseq().expect("cseq"), (2, Method::Invite));
+        assert_ne!(retry.top_via().expect("via").branch(), invite.top_via().expect("via").branch());
+        let auth = retry.header("Authorization").expect("credentials");
+        assert!(auth.contains(r#"username="agent""#) && auth.contains("nc=00000001"), "{auth}");
+        // A second challenge is not answered again: the call fails.
+        let mut again = reply(retry, 401, "Unauthorized", None);
+        again.headers_mut().push("WWW-Authenticate", r#"Digest realm="r", nonce="n2""#).expect("header");
+        h.feed(again);
+        assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(401) });
+        assert_eq!(h.sent().iter().map(method_of).collect::<Vec<_>>(), vec![Some(Method::Ack)]);
+
+        let (mut leg, invite) = dial(&mut h);
+        h.feed(reply(&invite, 486, "Busy Here", None));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Busy, sip_code: Some(486) });
+        assert_eq!(h.sent().iter().map(method_of).collect::<Vec<_>>(), vec![Some(Method::Ack)]);
+        assert!(h.core.calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn cancel_waits_for_a_provisional_and_a_crossing_200_gets_ack_and_bye() {
+        let mut h = harness(settings(""));
+        let (leg, invite) = dial(&mut h);
+        // Hung up before any provisional: no CANCEL yet (§9.1).
+        leg.commands.send(LegCommand::Hangup).await.expect("send");
+        h.pump_commands().await;
+        assert!(h.sent().is_empty());
+        h.feed(reply(&invite, 180, "Ringing", None));
+        let cancel = h.sent();
+        assert_eq!(cancel.iter().map(method_of).collect::<Vec<_>>(), vec![Some(Method::Cancel)]);
+        assert_eq!(cancel[0].top_via().expect("via").branch(), invite.top_via().expect("via").branch());
+        // The 200 crosses the CANCEL: ACK it, then BYE.
+        h.feed(reply(&invite, 200, "OK", Some(FAR_SDP)));
+        let methods: Vec<_> = h.sent().iter().map(method_of).collect();
+        assert_eq!(methods, vec![Some(Method::Ack), Some(Method::Bye)]);
+        assert!(h.core.calls.is_empty());
+        drop(leg);
+
+        // The usual way: 180, CANCEL, 487.
+        let (mut leg, invite) = dial(&mut h);
+        h.feed(reply(&invite, 180, "Ringing", None));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Ringing);
+        leg.commands.send(LegCommand::Hangup).await.expect("send");
+        h.pump_commands().await;
+        assert_eq!(h.sent().iter().map(method_of).collect::<Vec<_>>(), vec![Some(Method::Cancel)]);
+        h.feed(reply(&invite, 487, "Request Terminated", None));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Cancelled, sip_code: Some(487) });
+    }
+
+    fn far_invite(to: &str, sdp: Option<&str>, extra: &[(&str, &str)]) -> Message {
+        let head = RequestHead {
+            uri: Uri::sip(Some(to), "127.0.0.1").with_port(5060),
+            via: Via::new("UDP", "127.0.0.1", Some(5090), &branch()),
+            from: NameAddr::new(Uri::sip(Some(FAR), "127.0.0.1")).with_tag("far-tag"),
+            to: NameAddr::new(Uri::sip(Some(to), "127.0.0.1")),
+            call_id: format!("{}@far", token()),
+            cseq: 1,
+            max_forwards: 70,
+            route: Vec::new(),
+            contact: Some(NameAddr::new(Uri::sip(Some("far"), "127.0.0.1").with_port(5090))),
+        };
+        let mut invite = Message::invite(&head, sdp.map(|s| s.as_bytes().to_vec())).expect("invite");
+        for (name, value) in extra {
+            invite.headers_mut().push(name, value).expect("header");
+        }
+        invite
+    }
+
+    fn codes(sent: &[Message]) -> Vec<u16> {
+        sent.iter().filter_map(Message::status_code).collect()
+    }
+
+    #[tokio::test]
+    async fn inbound_call_rings_is_answered_and_ends_on_bye() {
+        let mut h = harness(settings(""));
+        let invite =
+            far_invite(OURS, Some(FAR_SDP), &[("Session-Expires", "600;refresher=uac"), ("Supported", "timer")]);
+        h.feed(invite.clone());
+        assert_eq!(codes(&h.sent()), vec![100]);
+        let mut offered = h.incoming.try_recv().expect("offered to the voice service");
+        assert_eq!(offered.to.as_str(), OURS);
+        assert_eq!(offered.from, FAR);
+        assert_eq!(offered.leg.codec, Codec::Pcma, "answered in the offer's only codec");
+        offered.leg.commands.send(LegCommand::Ring).await.expect("send");
+        h.pump_commands().await;
+        let ringing = h.sent();
+        assert_eq!(codes(&ringing), vec![180]);
+        let tag = ringing[0].to().expect("to").tag().map(str::to_owned).expect("our To tag");
+        offered.leg.commands.send(LegCommand::Answer).await.expect("send");
+        h.pump_commands().await;
+        let ok = h.sent();
+        assert_eq!(codes(&ok), vec![200]);
+        assert_eq!(ok[0].to().expect("to").tag(), Some(tag.as_str()), "one To tag for the dialog");
+        let answer = String::from_utf8(ok[0].body().to_vec()).expect("utf8");
+        assert!(answer.contains("m=audio 41") && answer.contains("RTP/AVP 8 101"), "{answer}");
+        assert_eq!(ok[0].header("Session-Expires"), Some("600;refresher=uac"));
+        assert_eq!(ok[0].header("Require"), Some("timer"));
+        // ACK, then the far end hangs up.
+        let mut in_dialog = far_invite(OURS, None, &[]);
+        let headers = in_dialog.headers_mut();
+        headers.set("Call-ID", invite.call_id().expect("call id")).expect("set");
+        headers.set("To", &format!("<sip:{OURS}@127.0.0.1>;tag={tag}")).expect("set");
+        let mut ack = in_dialog.clone();
+        let mut bye = in_dialog;
+        ack.headers_mut().set("CSeq", "1 ACK").expect("set");
+        bye.headers_mut().set("CSeq", "2 BYE").expect("set");
+        let ack = Message::parse(
+            &String::from_utf8(ack.to_bytes()).expect("utf8").replacen("INVITE", "ACK", 1).into_bytes(),
+            Framing::Datagram,
+        )
+        .expect("ack");
+        h.feed(ack);
+        assert!(h.sent().is_empty());
+        let bye = Message::parse(
+            &String::from_utf8(bye.to_bytes()).expect("utf8").replacen("INVITE", "BYE", 1).into_bytes(),
+            Framing::Datagram,
+        )
+        .expect("bye");
+        h.feed(bye);
+        assert_eq!(codes(&h.sent()), vec![200]);
+        assert_eq!(next_event(&mut offered.leg).await, LegEvent::Hangup { cause: HangupCause::Normal, sip_code: None });
+        assert!(h.core.calls.is_empty());
+    }
+
+    #[tokio::test]
+    async fn inbound_refusals_not_ours_stranger_busy_short_session() {
+        let mut h = harness(settings(""));
+        h.feed(far_invite("+19998887777", Some(FAR_SDP), &[]));
+        assert_eq!(codes(&h.sent()), vec![100, 404]);
+        // From an address that is not the trunk.
+        let stranger = Peer { addr: "127.0.0.2:5090".parse().expect("addr"), transport: Kind::Udp };
+        h.core.tx.on_message(far_invite(OURS, Some(FAR_SDP), &[]), stranger, std::time::Instant::now());
+        assert_eq!(codes(&h.sent()), vec![100, 403]);
+        h.feed(far_invite(OURS, Some(FAR_SDP), &[("Session-Expires", "30")]));
+        assert_eq!(codes(&h.sent()), vec![100, 422]);
+        // No codec in common.
+        let g729 = FAR_SDP.replace("RTP/AVP 8 101", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", "");
+        h.feed(far_invite(OURS, Some(&g729), &[]));
+        assert_eq!(codes(&h.sent()), vec![100, 488]);
+        // The voice service refuses (no presence socket): 486.
+        h.feed(far_invite(OURS, Some(FAR_SDP), &[]));
+        let offered = h.incoming.try_recv().expect("offered");
+        offered.leg.commands.send(LegCommand::Reject(Refusal::Busy)).await.expect("send");
+        h.pump_commands().await;
+        assert_eq!(codes(&h.sent()), vec![100, 486]);
+        assert!(h.core.calls.is_empty());
+        // OPTIONS out of dialog is answered with what we allow.
+        let mut options = far_invite(OURS, None, &[]);
+        options = Message::parse(
+            &String::from_utf8(options.to_bytes()).expect("utf8").replace("INVITE", "OPTIONS").into_bytes(),
+            Framing::Datagram,
+        )
+        .expect("options");
+        h.feed(options);
+        let sent = h.sent();
+        assert_eq!(codes(&sent), vec![200]);
+        assert_eq!(sent[0].header("Allow"), Some(ALLOW));
+    }
+
+    #[tokio::test]
+    async fn refresher_sends_reinvite_at_half_interval_and_answers_hold() {
+        let mut h = harness(settings(""));
+        let (mut leg, invite) = dial(&mut h);
+        let mut ok = reply(&invite, 200, "OK", Some(FAR_SDP));
+        ok.headers_mut().push("Session-Expires", "120;refresher=uac").expect("header");
+        h.feed(ok);
+        let _ = h.sent();
+        let _ = next_event(&mut leg).await;
+        let _ = next_event(&mut leg).await;
+        let call = h.core.calls.values().next().expect("call");
+        let refresh_at = call.refresh_at.expect("we refresh");
+        assert!(call.expire_at.is_none());
+        h.core.on_timers(refresh_at + Duration::from_millis(1));
+        let sent = h.sent();
+        let reinvite = sent.iter().find(|m| method_of(m) == Some(Method::Invite)).expect("a refresh");
+        assert!(reinvite.header("To").expect("to").contains("far-tag"));
+        assert_eq!(reinvite.header("Session-Expires"), Some("120;refresher=uac"));
+        assert!(reinvite.has_sdp());
+        // The far end puts us on hold with a re-INVITE: answered with our SDP, media stop.
+        let mut hold = far_invite(OURS, Some(&FAR_SDP.replace("a=sendrecv", "a=sendonly")), &[]);
+        let headers = hold.headers_mut();
+        headers.set("Call-ID", invite.call_id().expect("call id")).expect("set");
+        headers.set("To", invite.header("From").expect("from")).expect("set");
+        headers.set("From", &format!("<sip:{FAR}@127.0.0.1>;tag=far-tag")).expect("set");
+        headers.set("CSeq", "7 INVITE").expect("set");
+        h.feed(hold);
+        let sent = h.sent();
+        assert_eq!(codes(&sent), vec![100, 200]);
+        assert!(String::from_utf8_lossy(sent[1].body()).contains("a=recvonly"), "hold answered recvonly");
+        let call = h.core.calls.values().next().expect("call");
+        assert_eq!(call.media.remote.borrow().map(|r| r.send), Some(false), "we stay silent while held");
+    }
+}
