@@ -3,8 +3,11 @@
 #  - npm ci in tests/peers, unless node_modules already matches package-lock.json
 #  - pip install --target tests/peers/.pydeps -r requirements.txt, unless already done for the
 #    same requirements.txt + Python version
+#  - apt-get install the SIP peers (sip-tester = SIPp 3.6.1, baresip-core 1.0.0, sox) when any
+#    of them is missing (Debian 12; root, or sudo); see tests/peers/sip/README.md
 # Prints one line on success; on failure prints the installer's log to stderr and exits non-zero.
-# Needs: node >= 20 + npm, python3 (3.11) + pip. No global installs. Env: PYTHON (default python3).
+# Needs: node >= 20 + npm, python3 (3.11) + pip, apt-get (Debian). npm/pip install nothing globally;
+# the SIP peers are system packages. Env: PYTHON (default python3).
 set -euo pipefail
 
 DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +31,23 @@ fail() {
 }
 
 did=()
+
+# --- apt: SIP peers (tests/peers/sip) ------------------------------------
+sip_pkgs=(sip-tester baresip-core sox)
+sip_missing=()
+for pkg in "${sip_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || sip_missing+=("$pkg")
+done
+if ((${#sip_missing[@]})); then
+  as_root() { if [[ "$(id -u)" == 0 ]]; then "$@"; else sudo "$@"; fi; }
+  as_root apt-get -o DPkg::Lock::Timeout=600 update >"$LOG" 2>&1 || fail "apt-get update"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y \
+    --no-install-recommends "${sip_missing[@]}" >"$LOG" 2>&1 || fail "apt-get install ${sip_missing[*]}"
+  did+=("apt-get install ${sip_missing[*]}")
+fi
+for bin in sipp baresip sox; do
+  command -v "$bin" >/dev/null 2>&1 || { echo "tests/peers/setup.sh: $bin missing after apt-get install" >&2; exit 1; }
+done
 
 # --- npm ---------------------------------------------------------------
 npm_hash="$(hash_of package-lock.json; node --version)"

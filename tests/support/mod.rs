@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod sip;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
