@@ -5,6 +5,7 @@
 
 pub mod peers;
 pub mod sip;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,250 @@
+//! The SIP trunk bridge against real, independent SIP peers on 127.0.0.1: baresip 1.0.0 and
+//! SIPp 3.6.1 (Debian's `baresip-core` and `sip-tester`, installed by the test command). The
+//! agent side is a real WebSocket client; what the peers heard is read from their recordings
+//! and exit codes. Audio is checked by frequency (Goertzel), never by bytes.
+//!
+//! One backend (SQLite): the database plays no part in what is tested here beyond the rows the
+//! voice tests already cover on both.
+
+mod support;
+
+use std::time::Duration;
+
+use agentline::config::Secret;
+use futures_util::SinkExt;
+use serde_json::{Value, json};
+use support::sip::{Baresip, BaresipOptions, Sipp, Transport, dominant_frequency, free_sip_port};
+use support::ws::{RATE, Ws, call_row, connect, dial, event, frames, next_event, send_json, tone, until_closed, ws_url};
+use support::{ADMIN_KEY, Backend, TestServer, wallet};
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The agent's number, imported by the operator.
+const NUMBER: &str = "+12025550100";
+/// The far end.
+const FAR: &str = "+14155550123";
+
+/// A server whose voice network is the trunk `trunk`, SIP on `sip_port`; one imported number,
+/// comp-granted. Returns the server and the agent's token.
+async fn server(trunk: &str, sip_port: u16) -> (TestServer, String) {
+    let trunk = trunk.to_owned();
+    let s = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.sip.trunk = Some(Secret::new(trunk));
+        c.sip.listen = format!("127.0.0.1:{sip_port}");
+        c.rtp.ports = "44000-45999".to_owned();
+    })
+    .await;
+    // With a carrier configured nothing is seeded: the pool is what the operator imports.
+    let available: Value = s.get("/sms/availability", None).await.json().await.expect("json");
+    assert_eq!(available, json!({"available": 0}));
+    let added = s.post("/admin/numbers", Some(ADMIN_KEY), &json!({"numbers": [NUMBER]})).await;
+    assert_eq!(added.status(), 200);
+    let (token, number) = s.grant(&wallet(1), 30).await;
+    assert_eq!(number, NUMBER);
+    let ready: Value = s.get("/health/ready", None).await.json().await.expect("json");
+    assert_eq!(ready["checks"]["voice_network"]["name"], "sip");
+    (s, token)
+}
+
+/// Reads events (keeping nothing of the audio) until one named `name`.
+async fn until_event(ws: &mut Ws, name: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = next_event(ws, &mut Vec::new()).await;
+        if v["event"] == name {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "no {name} event");
+    }
+}
+
+/// The dominant one of `candidates` in the last second of `samples` (16 kHz).
+fn heard(samples: &[i16], candidates: &[f32]) -> Option<f32> {
+    let tail = &samples[samples.len().saturating_sub(RATE as usize)..];
+    dominant_frequency(tail, RATE, candidates)
+}
+
+/// Outbound to baresip, which auto-answers playing 440 Hz: the agent hears 440 Hz at 16 kHz,
+/// baresip records the agent's 1 kHz, a digit the agent sends reaches baresip as RFC 4733, and
+/// closing the socket sends BYE.
+async fn outbound_to_baresip(transport: Transport) {
+    let baresip = Baresip::spawn_with(BaresipOptions { user: FAR.to_owned(), ..BaresipOptions::default() });
+    let trunk = format!("sip:127.0.0.1:{}{}", baresip.sip_port, transport.uri_param());
+    let (s, token) = server(&trunk, free_sip_port()).await;
+
+    let dialed = dial(&s, &token, NUMBER, FAR).await;
+    assert!(matches!(dialed["state"].as_str(), Some("ringing" | "in_progress")), "{dialed}");
+    let call_id = dialed["call_id"].as_str().expect("call_id").to_owned();
+    let mut ws = connect(dialed["stream_url"].as_str().expect("stream_url"), &token).await;
+    let connected = event(&mut ws).await;
+    assert_eq!(connected["event"], "connected");
+    assert_eq!(connected["format"]["sample_rate"], 16000);
+    if connected["state"] != "in_progress" {
+        until_event(&mut ws, "answered").await;
+    }
+    baresip.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await;
+
+    // The agent speaks 1 kHz (faster than real time: the playout buffer paces it).
+    ws.send(Message::Binary(tone(1000.0, 4000).into())).await.expect("send");
+    let (audio, _) = frames(&mut ws, 100).await;
+    assert_eq!(heard(&audio, &[440.0, 1000.0]), Some(440.0), "the agent hears baresip's 440 Hz");
+
+    send_json(&mut ws, json!({"event": "dtmf", "digits": "5"})).await;
+    baresip.wait_log("received event: '5'", Duration::from_secs(10)).await;
+
+    baresip.wait_received_secs(2.0, Duration::from_secs(10)).await;
+    let (received, rate) = baresip.received_audio();
+    let skip = rate as usize / 2;
+    assert!(received.len() > skip + rate as usize, "baresip recorded {} samples", received.len());
+    let tail = &received[received.len() - rate as usize..];
+    assert_eq!(dominant_frequency(tail, rate, &[440.0, 1000.0]), Some(1000.0), "baresip hears the agent's 1 kHz");
+
+    // Closing the socket hangs up: BYE reaches baresip.
+    ws.close(None).await.expect("close");
+    baresip.wait_event("CALL_CLOSED", Duration::from_secs(10)).await;
+    assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_baresip_udp() {
+    outbound_to_baresip(Transport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_baresip_tcp() {
+    outbound_to_baresip(Transport::Tcp).await;
+}
+
+/// A "carrier" (SIPp) that challenges the INVITE with 401 and verifies our digest, then answers
+/// streaming 1 kHz; the API hang-up sends BYE, and SIPp counts a successful call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_digest_challenge_against_sipp() {
+    let mut carrier =
+        Sipp::uas("uas_401_answer", Transport::Udp).set("user", "agent").set("pass", "s3cret").tone(1000.0, 10.0).spawn();
+    carrier.wait_listening(Duration::from_secs(10));
+    let (s, token) = server(&format!("sip:agent:s3cret@{}", carrier.addr()), free_sip_port()).await;
+
+    let dialed = dial(&s, &token, NUMBER, FAR).await;
+    let call_id = dialed["call_id"].as_str().expect("call_id").to_owned();
+    let mut ws = connect(dialed["stream_url"].as_str().expect("stream_url"), &token).await;
+    let connected = event(&mut ws).await;
+    if connected["state"] != "in_progress" {
+        until_event(&mut ws, "answered").await;
+    }
+    let (audio, _) = frames(&mut ws, 75).await;
+    assert_eq!(heard(&audio, &[440.0, 1000.0]), Some(1000.0), "the agent hears the carrier's 1 kHz");
+
+    let resp = s.post("/sms/voice/hangup", Some(&token), &json!({"call_id": call_id})).await;
+    assert_eq!(resp.status(), 200);
+    let outcome = carrier.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    assert!(outcome.logs.contains("AUTH_OK"), "the carrier verified our digest: {}", outcome.report());
+    assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
+    s.stop().await;
+}
+
+/// A trunk that answers 486: the dial reports `busy`, the call is stored busy, SIPp got its ACK.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_busy_from_sipp() {
+    let mut carrier = Sipp::uas("uas_486", Transport::Udp).spawn();
+    carrier.wait_listening(Duration::from_secs(10));
+    let (s, token) = server(&format!("sip:{}", carrier.addr()), free_sip_port()).await;
+    let dialed = dial(&s, &token, NUMBER, FAR).await;
+    assert_eq!(dialed["state"], "busy", "{dialed}");
+    let call_id = dialed["call_id"].as_str().expect("call_id");
+    assert_eq!(call_row(&s, call_id).await, ("busy".to_owned(), "busy".to_owned()));
+    let outcome = carrier.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    s.stop().await;
+}
+
+/// A SIPp caller streaming 1 kHz: the presence socket rings, the agent's stream hears the tone,
+/// and the caller's BYE ends the call with `remote_hangup`.
+async fn inbound_from_sipp(transport: Transport) {
+    let sip_port = free_sip_port();
+    // The trunk is 127.0.0.1: INVITEs from there are accepted.
+    let (s, token) = server("sip:127.0.0.1:5999", sip_port).await;
+    let mut presence = connect(&ws_url(&s, &format!("/sms/voice/presence/{NUMBER}")), &token).await;
+    let target = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut caller =
+        Sipp::uac("uac_tone", target, NUMBER, transport).set("hold_ms", 3000).tone(1000.0, 10.0).spawn();
+
+    let ringing = event(&mut presence).await;
+    assert_eq!(ringing["event"], "ringing");
+    let mut ws = connect(ringing["stream_url"].as_str().expect("stream_url"), &token).await;
+    let connected = event(&mut ws).await;
+    assert_eq!((connected["direction"].as_str(), connected["to"].as_str()), (Some("inbound"), Some(NUMBER)));
+    assert_eq!(connected["upstream"]["codec"], "PCMU");
+    until_event(&mut ws, "answered").await;
+    ws.send(Message::Binary(tone(440.0, 2000).into())).await.expect("send");
+    let (audio, _) = frames(&mut ws, 75).await;
+    assert_eq!(heard(&audio, &[440.0, 1000.0]), Some(1000.0), "the agent hears the caller's 1 kHz");
+
+    let (hangup, _) = until_closed(&mut ws).await;
+    assert_eq!(hangup["reason"], "remote_hangup");
+    let outcome = caller.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    let call_id = ringing["call_id"].as_str().expect("call_id");
+    assert_eq!(call_row(&s, call_id).await, ("completed".to_owned(), "remote_hangup".to_owned()));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_from_sipp_udp() {
+    inbound_from_sipp(Transport::Udp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_from_sipp_tcp() {
+    inbound_from_sipp(Transport::Tcp).await;
+}
+
+/// No agent on the presence socket: 486; a number we do not hold: 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_refused_busy_and_not_found() {
+    let sip_port = free_sip_port();
+    let (s, _token) = server("sip:127.0.0.1:5999", sip_port).await;
+    let target = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut busy = Sipp::uac("uac_expect_486", target, NUMBER, Transport::Udp).spawn();
+    let outcome = busy.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "486 expected: {}", outcome.report());
+    let mut unknown = Sipp::uac("uac_expect_404", target, "+19995550000", Transport::Tcp).spawn();
+    let outcome = unknown.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "404 expected: {}", outcome.report());
+    let busy_calls = s.scalar("SELECT COUNT(*) FROM calls WHERE state = 'busy' AND direction = 'inbound'").await;
+    assert_eq!(busy_calls, 1);
+    s.stop().await;
+}
+
+/// SIPp plays RFC 2833 captures of 1, 2, 3 (the end packet three times each): the agent gets
+/// each digit once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_dtmf_from_sipp() {
+    let sip_port = free_sip_port();
+    let (s, token) = server("sip:127.0.0.1:5999", sip_port).await;
+    let mut presence = connect(&ws_url(&s, &format!("/sms/voice/presence/{NUMBER}")), &token).await;
+    let target = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut caller = Sipp::uac("uac_dtmf", target, NUMBER, Transport::Udp).set("hold_ms", 1000).spawn();
+    let ringing = event(&mut presence).await;
+    let mut ws = connect(ringing["stream_url"].as_str().expect("stream_url"), &token).await;
+    let mut digits = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let v = match tokio::time::timeout(Duration::from_secs(10), futures_util::StreamExt::next(&mut ws)).await {
+            Ok(Some(Ok(Message::Text(t)))) => serde_json::from_str::<Value>(&t).expect("JSON"),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Err(_) => break,
+            _ => continue,
+        };
+        if v["event"] == "dtmf" {
+            digits.push_str(v["digit"].as_str().expect("digit"));
+        }
+        if v["event"] == "hangup" || Instant::now() > deadline {
+            break;
+        }
+    }
+    assert_eq!(digits, "123");
+    let outcome = caller.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    s.stop().await;
+}
