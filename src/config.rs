@@ -110,11 +110,14 @@ impl Default for SipConfig {
 pub struct RtpConfig {
     /// The UDP ports calls take their media sockets from, `LOW-HIGH` inclusive (one per call).
     pub ports: String,
+    /// Jitter buffer depth for audio from the trunk, in milliseconds (a multiple of 20); the
+    /// buffer absorbs this much network jitter and adds this much delay.
+    pub jitter_ms: u64,
 }
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self { ports: "30000-30999".to_owned() }
+        Self { ports: "30000-30999".to_owned(), jitter_ms: 40 }
     }
 }
 
@@ -488,6 +491,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sip.invite_timeout_secs", KeyKind::Int),
     ("sip.codecs", KeyKind::Str),
     ("rtp.ports", KeyKind::Str),
+    ("rtp.jitter_ms", KeyKind::Int),
 ];
 
 /// `sim.seed_numbers` -> `AGENTLINE_SIM_SEED_NUMBERS`.
@@ -619,6 +623,9 @@ impl Config {
             return bad("sip.public_addr", "must be an IP address, optionally with :PORT");
         }
         parse_port_range(&self.rtp.ports).map_err(|reason| ConfigError::Value { key: "rtp.ports", reason })?;
+        if !(20..=160).contains(&self.rtp.jitter_ms) || self.rtp.jitter_ms % 20 != 0 {
+            return bad("rtp.jitter_ms", "must be a multiple of 20 from 20 to 160");
+        }
         if self.sip.register_expires_secs < 60 {
             return bad("sip.register_expires_secs", "must be at least 60");
         }

@@ -157,6 +157,7 @@ pub fn sip_setup(config: &Config) -> Result<Option<telco::sip::ua::SipSettings>,
         invite_timeout: Duration::from_secs(c.invite_timeout_secs),
         rtp_ports,
         codecs: config::parse_codecs(&c.codecs).map_err(StartError::Config)?,
+        jitter_frames: (config.rtp.jitter_ms / 20) as usize,
         timers: telco::sip::transaction::Timers::default(),
     }))
 }

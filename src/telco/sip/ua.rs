@@ -51,8 +51,6 @@ pub type Owned = Arc<dyn Fn(&E164) -> bool + Send + Sync>;
 pub const MAX_CALLS: usize = 4096;
 /// Commands queued towards the core at most.
 const COMMAND_QUEUE: usize = 4096;
-/// Jitter buffer depth for RTP legs: 60 ms.
-const RTP_JITTER_FRAMES: usize = 3;
 /// RFC 4028 Min-SE: the smallest session interval we accept.
 const MIN_SE_SECS: u64 = 90;
 const USER_AGENT: &str = concat!("agentline/", env!("CARGO_PKG_VERSION"));
@@ -82,6 +80,8 @@ pub struct SipSettings {
     pub rtp_ports: (u16, u16),
     /// Offered and accepted, in preference order.
     pub codecs: Vec<sdp::Codec>,
+    /// Jitter buffer depth of calls over the trunk, in 20 ms frames.
+    pub jitter_frames: usize,
     pub timers: Timers,
 }
 
@@ -674,7 +674,7 @@ impl Core {
                 }
             }
         });
-        let leg = Leg { codec, events, commands, media_in, media_out, jitter_frames: RTP_JITTER_FRAMES };
+        let leg = Leg { codec, events, commands, media_in, media_out, jitter_frames: self.settings.jitter_frames };
         let ctl = MediaCtl { remote: remote_tx, dtmf: dtmf_tx, local, negotiated: None, version: 1 };
         (leg, (events_tx, ctl))
     }
@@ -1527,6 +1527,7 @@ mod tests {
             invite_timeout: Duration::from_secs(60),
             rtp_ports: (41000, 41999),
             codecs: vec![sdp::Codec::G722, sdp::Codec::Pcmu, sdp::Codec::Pcma],
+            jitter_frames: 2,
             timers: Timers::default(),
         }
     }
