@@ -67,8 +67,12 @@ fn heard(samples: &[i16], candidates: &[f32]) -> Option<f32> {
 /// Outbound to baresip, which auto-answers playing 440 Hz: the agent hears 440 Hz at 16 kHz,
 /// baresip records the agent's 1 kHz, a digit the agent sends reaches baresip as RFC 4733, and
 /// closing the socket sends BYE.
-async fn outbound_to_baresip(transport: Transport) {
-    let baresip = Baresip::spawn_with(BaresipOptions { user: FAR.to_owned(), ..BaresipOptions::default() });
+async fn outbound_to_baresip(transport: Transport, codecs: &str) {
+    let baresip = Baresip::spawn_with(BaresipOptions {
+        user: FAR.to_owned(),
+        codecs: codecs.to_owned(),
+        ..BaresipOptions::default()
+    });
     let trunk = format!("sip:127.0.0.1:{}{}", baresip.sip_port, transport.uri_param());
     let (s, token) = server(&trunk, free_sip_port()).await;
 
@@ -79,9 +83,21 @@ async fn outbound_to_baresip(transport: Transport) {
     let connected = event(&mut ws).await;
     assert_eq!(connected["event"], "connected");
     assert_eq!(connected["format"]["sample_rate"], 16000);
+    // The answer picks the codec: announced as it changes, or already in `connected`.
+    let mut upstream = connected["upstream"]["codec"].as_str().map(str::to_owned);
     if connected["state"] != "in_progress" {
-        until_event(&mut ws, "answered").await;
+        loop {
+            let v = next_event(&mut ws, &mut Vec::new()).await;
+            if v["event"] == "upstream" {
+                upstream = v["codec"].as_str().map(str::to_owned);
+            }
+            if v["event"] == "answered" {
+                break;
+            }
+        }
     }
+    let want = codecs.split(',').next().expect("a codec");
+    assert_eq!(upstream.as_deref(), Some(want), "the call runs on baresip's codec");
     baresip.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await;
 
     // The agent speaks 1 kHz (faster than real time: the playout buffer paces it).
@@ -108,12 +124,23 @@ async fn outbound_to_baresip(transport: Transport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_to_baresip_udp() {
-    outbound_to_baresip(Transport::Udp).await;
+    outbound_to_baresip(Transport::Udp, "PCMU,PCMA").await;
+}
+
+/// G.722: 16 kHz end to end, no resampling on our side; baresip's recording is 16 kHz too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_baresip_g722() {
+    outbound_to_baresip(Transport::Udp, "G722").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_to_baresip_pcma() {
+    outbound_to_baresip(Transport::Udp, "PCMA").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_to_baresip_tcp() {
-    outbound_to_baresip(Transport::Tcp).await;
+    outbound_to_baresip(Transport::Tcp, "PCMU").await;
 }
 
 /// A "carrier" (SIPp) that challenges the INVITE with 401 and verifies our digest, then answers

@@ -415,7 +415,11 @@ impl CallTask {
             LegEvent::Dtmf { digit, duration_ms } => {
                 say(json!({"event": "dtmf", "digit": digit.to_string(), "duration_ms": duration_ms}).to_string());
             }
-            LegEvent::CodecChanged(codec) => m.coder = Coder::new(codec),
+            LegEvent::CodecChanged(codec) => {
+                m.coder = Coder::new(codec);
+                self.leg.codec = codec;
+                say(json!({"event": "upstream", "codec": codec.name(), "sample_rate": codec.sample_rate()}).to_string());
+            }
             LegEvent::Hangup { cause, sip_code } => {
                 let ending = match (self.state, cause) {
                     (State::InProgress, HangupCause::Failed) => Ending::new("failed", "failed"),
