@@ -275,3 +275,40 @@ async fn inbound_dtmf_from_sipp() {
     assert!(outcome.all_ok(), "{}", outcome.report());
     s.stop().await;
 }
+
+/// A credential trunk: the bridge registers, answering the registrar's 401 with the trunk's
+/// credentials; readiness follows the registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_a_digest_registrar() {
+    let mut registrar =
+        Sipp::uas("uas_register", Transport::Udp).set("user", "agent").set("pass", "s3cret").spawn();
+    registrar.wait_listening(Duration::from_secs(10));
+    let trunk = format!("sip:agent:s3cret@{}", registrar.addr());
+    let sip_port = free_sip_port();
+    let s = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.sip.trunk = Some(Secret::new(trunk));
+        c.sip.listen = format!("127.0.0.1:{sip_port}");
+        c.sip.register = true;
+    })
+    .await;
+    let outcome = registrar.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    assert!(
+        outcome.logs.contains(&format!("REGISTER_OK contact=sip:agent@127.0.0.1:{sip_port}")),
+        "registered our contact: {}",
+        outcome.report()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let resp = s.get("/health/ready", None).await;
+        let status = resp.status();
+        let body: Value = resp.json().await.expect("json");
+        if status == 200 {
+            assert_eq!(body["checks"]["voice_network"]["status"], "ok");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never ready: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.stop().await;
+}
