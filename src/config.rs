@@ -87,6 +87,9 @@ pub struct SipConfig {
     pub invite_timeout_secs: u64,
     /// Codecs offered and accepted, in preference order: any of `G722`, `PCMU`, `PCMA`.
     pub codecs: String,
+    /// Let agents bridge calls to SIP endpoints on loopback or private addresses
+    /// (`callback_sip_uri`, `inbound_sip_uri`): only for a PBX on the operator's own network.
+    pub allow_private_endpoints: bool,
 }
 
 impl Default for SipConfig {
@@ -100,6 +103,7 @@ impl Default for SipConfig {
             session_expires_secs: 1800,
             invite_timeout_secs: 60,
             codecs: "G722,PCMU,PCMA".to_owned(),
+            allow_private_endpoints: false,
         }
     }
 }
@@ -490,6 +494,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sip.session_expires_secs", KeyKind::Int),
     ("sip.invite_timeout_secs", KeyKind::Int),
     ("sip.codecs", KeyKind::Str),
+    ("sip.allow_private_endpoints", KeyKind::Bool),
     ("rtp.ports", KeyKind::Str),
     ("rtp.jitter_ms", KeyKind::Int),
 ];
@@ -623,7 +628,7 @@ impl Config {
             return bad("sip.public_addr", "must be an IP address, optionally with :PORT");
         }
         parse_port_range(&self.rtp.ports).map_err(|reason| ConfigError::Value { key: "rtp.ports", reason })?;
-        if !(20..=160).contains(&self.rtp.jitter_ms) || self.rtp.jitter_ms % 20 != 0 {
+        if !(20..=160).contains(&self.rtp.jitter_ms) || !self.rtp.jitter_ms.is_multiple_of(20) {
             return bad("rtp.jitter_ms", "must be a multiple of 20 from 20 to 160");
         }
         if self.sip.register_expires_secs < 60 {

@@ -158,6 +158,7 @@ pub fn sip_setup(config: &Config) -> Result<Option<telco::sip::ua::SipSettings>,
         rtp_ports,
         codecs: config::parse_codecs(&c.codecs).map_err(StartError::Config)?,
         jitter_frames: (config.rtp.jitter_ms / 20) as usize,
+        allow_private_endpoints: c.allow_private_endpoints,
         timers: telco::sip::transaction::Timers::default(),
     }))
 }

@@ -14,7 +14,9 @@ use agentline::config::Secret;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
 use support::sip::{Baresip, BaresipOptions, Sipp, Transport, dominant_frequency, free_sip_port};
-use support::ws::{RATE, Ws, call_row, connect, dial, event, frames, next_event, send_json, tone, until_closed, ws_url};
+use support::ws::{
+    RATE, Ws, call_row, connect, dial, event, frames, next_event, send_json, tone, until_closed, ws_url,
+};
 use support::{ADMIN_KEY, Backend, TestServer, wallet};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
@@ -147,8 +149,11 @@ async fn outbound_to_baresip_tcp() {
 /// streaming 1 kHz; the API hang-up sends BYE, and SIPp counts a successful call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_digest_challenge_against_sipp() {
-    let mut carrier =
-        Sipp::uas("uas_401_answer", Transport::Udp).set("user", "agent").set("pass", "s3cret").tone(1000.0, 10.0).spawn();
+    let mut carrier = Sipp::uas("uas_401_answer", Transport::Udp)
+        .set("user", "agent")
+        .set("pass", "s3cret")
+        .tone(1000.0, 10.0)
+        .spawn();
     carrier.wait_listening(Duration::from_secs(10));
     let (s, token) = server(&format!("sip:agent:s3cret@{}", carrier.addr()), free_sip_port()).await;
 
@@ -194,8 +199,7 @@ async fn inbound_from_sipp(transport: Transport) {
     let (s, token) = server("sip:127.0.0.1:5999", sip_port).await;
     let mut presence = connect(&ws_url(&s, &format!("/sms/voice/presence/{NUMBER}")), &token).await;
     let target = format!("127.0.0.1:{sip_port}").parse().expect("addr");
-    let mut caller =
-        Sipp::uac("uac_tone", target, NUMBER, transport).set("hold_ms", 3000).tone(1000.0, 10.0).spawn();
+    let mut caller = Sipp::uac("uac_tone", target, NUMBER, transport).set("hold_ms", 3000).tone(1000.0, 10.0).spawn();
 
     let ringing = event(&mut presence).await;
     assert_eq!(ringing["event"], "ringing");
@@ -280,8 +284,7 @@ async fn inbound_dtmf_from_sipp() {
 /// credentials; readiness follows the registration.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_a_digest_registrar() {
-    let mut registrar =
-        Sipp::uas("uas_register", Transport::Udp).set("user", "agent").set("pass", "s3cret").spawn();
+    let mut registrar = Sipp::uas("uas_register", Transport::Udp).set("user", "agent").set("pass", "s3cret").spawn();
     registrar.wait_listening(Duration::from_secs(10));
     let trunk = format!("sip:agent:s3cret@{}", registrar.addr());
     let sip_port = free_sip_port();
@@ -310,5 +313,143 @@ async fn registers_with_a_digest_registrar() {
         assert!(Instant::now() < deadline, "never ready: {body}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    s.stop().await;
+}
+
+async fn put(s: &TestServer, path: &str, token: &str, body: &Value) -> reqwest::Response {
+    s.http.put(s.url(path)).bearer_auth(token).json(body).send().await.expect("PUT")
+}
+
+/// A server on the trunk `trunk` that may bridge to SIP endpoints on loopback.
+async fn bridging_server(trunk: &str, sip_port: u16) -> (TestServer, String) {
+    let trunk = trunk.to_owned();
+    let s = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.sip.trunk = Some(Secret::new(trunk));
+        c.sip.listen = format!("127.0.0.1:{sip_port}");
+        c.sip.allow_private_endpoints = true;
+        c.rtp.ports = "46000-46999".to_owned();
+    })
+    .await;
+    let added = s.post("/admin/numbers", Some(ADMIN_KEY), &json!({"numbers": [NUMBER]})).await;
+    assert_eq!(added.status(), 200);
+    let (token, _) = s.grant(&wallet(1), 30).await;
+    (s, token)
+}
+
+fn hears(baresip: &Baresip, want: f32, other: f32) {
+    let (received, rate) = baresip.received_audio();
+    assert!(received.len() > rate as usize, "{} samples recorded", received.len());
+    let tail = &received[received.len() - rate as usize..];
+    assert_eq!(dominant_frequency(tail, rate, &[want, other]), Some(want));
+}
+
+/// `callback_sip_uri`: the far end (baresip playing 440 Hz) and the agent's own SIP endpoint
+/// (baresip playing 1 kHz) are bridged through us; each records the other's tone; a digit the
+/// agent's endpoint sends reaches the far end; the API hang-up ends both legs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_bridged_to_the_agents_sip_endpoint() {
+    let far = Baresip::spawn_with(BaresipOptions {
+        user: FAR.to_owned(),
+        rtp_ports: Some("20000-20999".to_owned()),
+        ..BaresipOptions::default()
+    });
+    let agent = Baresip::spawn_with(BaresipOptions {
+        user: "agent".to_owned(),
+        tone_hz: 1000.0,
+        rtp_ports: Some("21000-21999".to_owned()),
+        ..BaresipOptions::default()
+    });
+    let (s, token) = bridging_server(&format!("sip:127.0.0.1:{}", far.sip_port), free_sip_port()).await;
+    let resp = s
+        .post(
+            "/sms/voice/dial",
+            Some(&token),
+            &json!({"phone_number": NUMBER, "to": FAR, "callback_sip_uri": agent.uri()}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let dialed: Value = resp.json().await.expect("json");
+    let call_id = dialed["call_id"].as_str().expect("call_id").to_owned();
+    far.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await;
+    agent.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await;
+    // The call has no WebSocket stream: its stream is taken.
+    let stream = dialed["stream_url"].as_str().expect("stream_url");
+    let refused = support::ws::refused(stream, Some(&token)).await;
+    assert_eq!(refused, 409);
+
+    far.wait_received_secs(2.0, Duration::from_secs(10)).await;
+    agent.wait_received_secs(2.0, Duration::from_secs(10)).await;
+    hears(&far, 1000.0, 440.0);
+    hears(&agent, 440.0, 1000.0);
+    agent.send_dtmf('7').await;
+    far.wait_log("received event: '7'", Duration::from_secs(10)).await;
+
+    let resp = s.post("/sms/voice/hangup", Some(&token), &json!({"call_id": call_id})).await;
+    assert_eq!(resp.status(), 200);
+    far.wait_event("CALL_CLOSED", Duration::from_secs(10)).await;
+    agent.wait_event("CALL_CLOSED", Duration::from_secs(10)).await;
+    assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
+    s.stop().await;
+}
+
+/// `inbound_sip_uri`: a SIPp caller streaming 1 kHz to our number is bridged to the agent's
+/// baresip (playing 440 Hz), which records the caller; the caller's BYE ends both legs. Bad
+/// URIs are refused with 400, and `null` restores presence ringing (no presence: 486).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_bridged_to_the_agents_sip_endpoint() {
+    let agent = Baresip::spawn_with(BaresipOptions { user: "agent".to_owned(), ..BaresipOptions::default() });
+    let sip_port = free_sip_port();
+    let (s, token) = bridging_server("sip:127.0.0.1:5999", sip_port).await;
+    for bad in ["http://example.com", "sips:agent@example.com", "tel:+14155550123", "sip:"] {
+        let resp = put(&s, "/sms/voice/inbound", &token, &json!({"inbound_sip_uri": bad})).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+    let resp = put(&s, "/sms/voice/inbound", &token, &json!({"inbound_sip_uri": agent.uri()})).await;
+    assert_eq!(resp.status(), 200);
+    let route: Value = s.get("/sms/voice/inbound", Some(&token)).await.json().await.expect("json");
+    assert_eq!(route, json!({"phone_number": NUMBER, "inbound_sip_uri": agent.uri()}));
+
+    let target = format!("127.0.0.1:{sip_port}").parse().expect("addr");
+    let mut caller =
+        Sipp::uac("uac_tone", target, NUMBER, Transport::Udp).set("hold_ms", 3000).tone(1000.0, 10.0).spawn();
+    agent.wait_event("CALL_ESTABLISHED", Duration::from_secs(10)).await;
+    agent.wait_received_secs(2.0, Duration::from_secs(10)).await;
+    hears(&agent, 1000.0, 440.0);
+    let outcome = caller.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    agent.wait_event("CALL_CLOSED", Duration::from_secs(10)).await;
+    let state = s.text("SELECT state FROM calls WHERE direction = 'inbound'").await;
+    assert_eq!(state, "completed");
+
+    // Back to presence: nobody listens, so the next caller is busy.
+    let resp = put(&s, "/sms/voice/inbound", &token, &json!({"inbound_sip_uri": null})).await;
+    assert_eq!(resp.status(), 200);
+    let mut busy = Sipp::uac("uac_expect_486", target, NUMBER, Transport::Udp).spawn();
+    let outcome = busy.wait(Duration::from_secs(20)).await;
+    assert!(outcome.all_ok(), "{}", outcome.report());
+    s.stop().await;
+}
+
+/// Where a SIP endpoint cannot be used the dial is a clear 400: on the simulated network, and
+/// towards a loopback address when private endpoints are not allowed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callback_sip_uri_refusals() {
+    let sim = TestServer::start(Backend::Sqlite).await;
+    let (token, number) = sim.grant(&wallet(1), 30).await;
+    let body = json!({"phone_number": number, "to": FAR, "callback_sip_uri": "sip:agent@192.0.2.10"});
+    let resp = sim.post("/sms/voice/dial", Some(&token), &body).await;
+    let err = support::expect_error(resp, 400, "invalid_request").await;
+    assert!(err["message"].as_str().expect("message").contains("SIP trunk"), "{err}");
+    sim.stop().await;
+
+    let (s, token) = server("sip:127.0.0.1:5999", free_sip_port()).await;
+    let body = json!({"phone_number": NUMBER, "to": FAR, "callback_sip_uri": "sip:agent@127.0.0.1:5070"});
+    let resp = s.post("/sms/voice/dial", Some(&token), &body).await;
+    let err = support::expect_error(resp, 400, "invalid_request").await;
+    assert!(err["message"].as_str().expect("message").contains("public"), "{err}");
+    let body = json!({"phone_number": NUMBER, "to": FAR, "callback_sip_uri": "sip:agent@h;transport=tls"});
+    support::expect_error(s.post("/sms/voice/dial", Some(&token), &body).await, 400, "invalid_request").await;
+    // Nothing is left active: the number can call again.
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM calls WHERE ended_at IS NULL").await, 0);
     s.stop().await;
 }

@@ -394,7 +394,7 @@ impl Mcp {
         if !caller.is_active(clock::now_ms()) {
             return Ok(fail("no_active_subscription", "subscription expired; call subscribe to renew"));
         }
-        match self.state.voice.dial(caller.subscription_id, &caller.number, &from, to).await {
+        match self.state.voice.dial(caller.subscription_id, &caller.number, &from, to, None).await {
             Ok(d) => Ok(ok(json!({
                 "call_id": d.call_id,
                 "stream_url": self.state.voice.stream_url(&d.call_id),

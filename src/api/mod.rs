@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/sms/voice/dial", post(voice::dial))
         .route("/sms/voice/hangup", post(voice::hangup))
         .route("/sms/voice/calls", get(voice::list_calls))
+        .route("/sms/voice/inbound", get(voice::get_inbound).put(voice::put_inbound))
         .route("/sms/voice/presence/{phone_number}", get(voice::presence))
         .route("/sms/voice/stream/{call_id}", get(voice::stream))
         .route("/health", get(ops::health))

@@ -51,6 +51,7 @@ fn voice_error(err: VoiceError) -> ApiError {
             "the voice network is unavailable; retry shortly",
         ),
         VoiceError::NotFound => ApiError::not_found("no such call, or it has ended"),
+        VoiceError::BadSipUri(why) => ApiError::invalid_request(why),
         VoiceError::Store(err) => ApiError::internal(&err),
     }
 }
@@ -65,6 +66,8 @@ fn parse_number(field: &str, raw: &str) -> Result<E164, ApiError> {
 pub struct DialRequest {
     phone_number: Option<String>,
     to: Option<String>,
+    /// The agent's own SIP endpoint to bridge the call to, instead of a WebSocket stream.
+    callback_sip_uri: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -94,12 +97,50 @@ pub async fn dial(
             "subscription expired; renew with POST /sms/subscribe to place calls",
         ));
     }
-    let dialed = state.voice.dial(caller.subscription_id, &caller.number, &from, to).await.map_err(voice_error)?;
+    let dialed = state
+        .voice
+        .dial(caller.subscription_id, &caller.number, &from, to, req.callback_sip_uri)
+        .await
+        .map_err(voice_error)?;
     Ok(Json(DialResponse {
         stream_url: state.voice.stream_url(&dialed.call_id),
         call_id: dialed.call_id,
         state: dialed.state,
     }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundRequest {
+    /// `sip:…` to route incoming calls there; `null` to ring the presence sockets again.
+    inbound_sip_uri: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct InboundRoute {
+    phone_number: String,
+    inbound_sip_uri: Option<String>,
+}
+
+/// `GET /sms/voice/inbound`: where the bearer's incoming calls go.
+pub async fn get_inbound(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+) -> Result<Json<InboundRoute>, ApiError> {
+    let uri = state.voice.inbound_sip_uri(caller.subscription_id).await.map_err(voice_error)?;
+    Ok(Json(InboundRoute { phone_number: caller.number, inbound_sip_uri: uri }))
+}
+
+/// `PUT /sms/voice/inbound`: routes the bearer's incoming calls to its own SIP endpoint, or
+/// (with `null`) back to its presence sockets.
+pub async fn put_inbound(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    AppJson(req): AppJson<InboundRequest>,
+) -> Result<Json<InboundRoute>, ApiError> {
+    let uri = req.inbound_sip_uri.filter(|u| !u.is_empty());
+    state.voice.set_inbound_sip_uri(caller.subscription_id, uri.as_deref()).await.map_err(voice_error)?;
+    Ok(Json(InboundRoute { phone_number: caller.number, inbound_sip_uri: uri }))
 }
 
 #[derive(Deserialize)]

@@ -47,6 +47,38 @@ impl Store {
         .await?)
     }
 
+    /// Where `owner`'s incoming calls go instead of its presence sockets, if anywhere.
+    pub async fn inbound_sip_uri(&self, owner: i64) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar::<_, String>("SELECT inbound_sip_uri FROM voice_routes WHERE subscription_id = $1")
+            .bind(owner)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    /// Sets (or with `None` removes) `owner`'s inbound SIP route.
+    pub async fn set_inbound_sip_uri(&self, owner: i64, uri: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+        match uri {
+            Some(uri) => {
+                sqlx::query(
+                    "INSERT INTO voice_routes (subscription_id, inbound_sip_uri, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (subscription_id) DO UPDATE SET inbound_sip_uri = $2, updated_at = $3",
+                )
+                .bind(owner)
+                .bind(uri)
+                .bind(now_ms)
+                .execute(&self.write)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM voice_routes WHERE subscription_id = $1")
+                    .bind(owner)
+                    .execute(&self.write)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// One page of `owner`'s calls, newest first, after `after` (keyset).
     pub async fn call_history(
         &self,

@@ -142,11 +142,23 @@ pub struct IncomingCall {
 pub enum DialError {
     #[error("voice network unavailable")]
     Unavailable,
+    /// Calling a SIP endpoint directly needs a SIP network (a trunk configured).
+    #[error("this network cannot call SIP endpoints")]
+    Unsupported,
+    /// A SIP URI we will not or cannot call; the reason is for the caller.
+    #[error("{0}")]
+    BadTarget(String),
 }
 
 pub trait VoiceNetwork: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// Starts a call; the leg's events then say whether it rings, is answered or ends.
     fn dial(&self, from: E164, to: E164) -> BoxFuture<'_, Result<Leg, DialError>>;
+    /// Calls a SIP URI directly, not a phone number through the carrier: an agent's own SIP
+    /// endpoint that a call is bridged to (`callback_sip_uri`, `inbound_sip_uri`).
+    fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
+        let _ = (from, uri);
+        Box::pin(async { Err(DialError::Unsupported) })
+    }
     fn link_state(&self) -> LinkState;
 }

@@ -132,6 +132,43 @@ pub(super) struct CallTask {
     /// Until when an offered (inbound) or dialled call may ring before it ends `no_answer`.
     pub ring_deadline: Instant,
     pub shutdown: watch::Receiver<bool>,
+    /// The agent is a SIP endpoint (`callback_sip_uri`, `inbound_sip_uri`) rather than a
+    /// WebSocket: its own leg, bridged frame by frame through the 16 kHz pipeline.
+    pub sip_agent: Option<Leg>,
+}
+
+/// The media state of an agent reached over SIP: its jitter buffer, codec and resamplers.
+struct SipAgentMedia {
+    answered: bool,
+    coder: Coder,
+    jitter: JitterBuffer,
+    jitter_target: usize,
+    up: Upsampler,
+    down: Downsampler,
+    seq: u16,
+    timestamp: u32,
+    narrow: [i16; NARROWBAND_FRAME_SAMPLES],
+    wide: [i16; FRAME_SAMPLES],
+}
+
+impl SipAgentMedia {
+    fn new(leg: &Leg) -> Self {
+        let depth = leg.jitter_frames.clamp(1, 8);
+        Self {
+            answered: false,
+            coder: Coder::new(leg.codec),
+            jitter: JitterBuffer::new(JitterConfig { target_depth: depth }).unwrap_or_else(|_| {
+                JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid")
+            }),
+            jitter_target: depth,
+            up: Upsampler::new(),
+            down: Downsampler::new(),
+            seq: rand::random(),
+            timestamp: rand::random(),
+            narrow: [0; NARROWBAND_FRAME_SAMPLES],
+            wide: [0; FRAME_SAMPLES],
+        }
+    }
 }
 
 /// The audio state of one call.
@@ -206,10 +243,23 @@ impl CallTask {
         let mut tick = tokio::time::interval(Duration::from_millis(frame::FRAME_MS as u64));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut stream: Option<StreamIo> = None;
+        let mut sip_agent = self.sip_agent.as_ref().map(SipAgentMedia::new);
         let ending = loop {
             let ringing = self.state != State::InProgress;
             tokio::select! {
-                _ = tick.tick() => self.on_tick(&mut media, stream.as_ref()),
+                _ = tick.tick() => {
+                    self.on_tick(&mut media, stream.as_ref());
+                    if let Some(a) = &mut sip_agent {
+                        self.bridge_sip_agent(a, &mut media);
+                    }
+                }
+                event = recv_leg_event(&mut self.sip_agent) => {
+                    if let (Some(event), Some(a)) = (event, sip_agent.as_mut())
+                        && let Some(ending) = self.on_sip_agent_event(event, a).await
+                    {
+                        break ending;
+                    }
+                }
                 event = self.leg.events.recv() => match event {
                     Some(event) => {
                         if let Some(ending) = self.on_leg_event(event, &mut media, stream.as_ref()).await {
@@ -256,6 +306,11 @@ impl CallTask {
                 }
             }
         };
+        if let Some(agent) = self.sip_agent.take() {
+            // The call is over: CANCEL or BYE towards the agent's endpoint (dropping the leg
+            // would do it too).
+            let _ = agent.commands.try_send(LegCommand::Hangup);
+        }
         if let Some(recorder) = media.recorder.take() {
             // Finalizing writes the header: blocking I/O, off the async threads.
             let call_id = self.call_id.clone();
@@ -413,6 +468,9 @@ impl CallTask {
                 }
             }
             LegEvent::Dtmf { digit, duration_ms } => {
+                if let Some(agent) = &self.sip_agent {
+                    let _ = agent.commands.try_send(LegCommand::SendDtmf(digit));
+                }
                 say(json!({"event": "dtmf", "digit": digit.to_string(), "duration_ms": duration_ms}).to_string());
             }
             LegEvent::CodecChanged(codec) => {
@@ -535,6 +593,99 @@ impl CallTask {
         false
     }
 
+    /// One tick of the SIP agent's media: the far end's audio of this tick (already at 16 kHz in
+    /// `m.wide`) goes to the agent in its codec; the agent's audio goes into the playout buffer,
+    /// from which the next tick sends it to the far end, as a WebSocket agent's would.
+    fn bridge_sip_agent(&mut self, a: &mut SipAgentMedia, m: &mut Media) {
+        let Some(agent) = &mut self.sip_agent else { return };
+        while let Ok(f) = agent.media_in.try_recv() {
+            a.jitter.insert(0, f.seq, f.timestamp, &f.payload);
+        }
+        while a.jitter.depth() > a.jitter_target + 2 {
+            let _ = a.jitter.pop();
+        }
+        let payload = match a.jitter.pop() {
+            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => Some(payload),
+            _ => None,
+        };
+        match &mut a.coder {
+            Coder::G711(law) => {
+                match payload {
+                    Some(payload) => {
+                        law.decode(payload, &mut a.narrow);
+                    }
+                    None => a.narrow = [0; NARROWBAND_FRAME_SAMPLES],
+                }
+                a.up.process(&a.narrow, &mut a.wide);
+            }
+            Coder::G722 { dec, .. } => match payload {
+                Some(payload) => {
+                    dec.decode(payload, &mut a.wide);
+                }
+                None => a.wide = [0; FRAME_SAMPLES],
+            },
+        }
+        if a.answered {
+            // Overflow cannot persist: one frame in, one frame out per tick.
+            let _ = m.playout.push(&a.wide);
+            let mut out = [0u8; G711_FRAME];
+            match &mut a.coder {
+                Coder::G711(law) => {
+                    a.down.process(&m.wide, &mut a.narrow);
+                    law.encode(&a.narrow, &mut out);
+                }
+                Coder::G722 { enc, .. } => {
+                    enc.encode(&m.wide, &mut out);
+                }
+            }
+            let frame = MediaFrame { seq: a.seq, timestamp: a.timestamp, payload: out };
+            a.seq = a.seq.wrapping_add(1);
+            a.timestamp = a.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
+            let _ = agent.media_out.try_send(frame);
+        }
+    }
+
+    /// Signalling from the agent's SIP endpoint.
+    async fn on_sip_agent_event(&mut self, event: LegEvent, a: &mut SipAgentMedia) -> Option<Ending> {
+        match event {
+            LegEvent::Ringing | LegEvent::EarlyMedia => None,
+            LegEvent::Answered => {
+                a.answered = true;
+                if self.direction == Direction::Inbound && self.state != State::InProgress {
+                    // The agent took the call: answer the caller.
+                    let _ = self.leg.commands.send(LegCommand::Answer).await;
+                    self.answered().await;
+                }
+                None
+            }
+            LegEvent::Dtmf { digit, .. } => {
+                let _ = self.leg.commands.try_send(LegCommand::SendDtmf(digit));
+                None
+            }
+            LegEvent::CodecChanged(codec) => {
+                a.coder = Coder::new(codec);
+                None
+            }
+            LegEvent::Hangup { sip_code, .. } => {
+                if a.answered || self.state == State::InProgress {
+                    return Some(self.local_hangup());
+                }
+                // The agent's endpoint refused or never answered.
+                let ending = match self.direction {
+                    Direction::Outbound => {
+                        let _ = self.leg.commands.try_send(LegCommand::Hangup);
+                        Ending::new("failed", "failed")
+                    }
+                    Direction::Inbound => {
+                        let _ = self.leg.commands.try_send(LegCommand::Reject(Refusal::Busy));
+                        Ending::new("busy", "busy")
+                    }
+                };
+                Some(Ending { sip_code, ..ending })
+            }
+        }
+    }
+
     async fn finish(mut self, ending: Ending, stream: Option<StreamIo>) {
         let now = clock::now_ms();
         let write = CallWrite::End {
@@ -564,6 +715,17 @@ impl CallTask {
 
 fn presence_event_ended(call_id: &str, reason: &str) -> String {
     presence_event(json!({"event": "ended", "call_id": call_id, "reason": reason}))
+}
+
+/// The next event of the SIP agent's leg; pending forever without one (or once it closed).
+async fn recv_leg_event(leg: &mut Option<Leg>) -> Option<LegEvent> {
+    match leg {
+        Some(l) => match l.events.recv().await {
+            Some(event) => Some(event),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv_agent(stream: &mut Option<StreamIo>) -> Option<FromAgent> {

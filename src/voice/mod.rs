@@ -23,7 +23,7 @@ use crate::e164::E164;
 use crate::metrics::Metrics;
 use crate::store::{CallRow, CallWrite, MessageWriter, Store, StoreError};
 use crate::telco::LinkState;
-use crate::telco::voice::{IncomingCall, LegCommand, Refusal, VoiceNetwork};
+use crate::telco::voice::{DialError, IncomingCall, LegCommand, Refusal, VoiceNetwork};
 use call::{CallTask, Control, DialProgress, Direction, Ending, State, StreamIo};
 
 /// Presence events queued per socket at most; a socket that far behind misses events.
@@ -43,6 +43,9 @@ pub enum VoiceError {
     NotFound,
     #[error("the call already has a stream")]
     AlreadyStreaming,
+    /// A SIP endpoint the agent named cannot be used; the text says why.
+    #[error("{0}")]
+    BadSipUri(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -203,8 +206,16 @@ impl VoiceService {
     }
 
     /// Places a call from `from` (which must be `owner_number`) and answers once the far end
-    /// rings, answers, or refuses.
-    pub async fn dial(&self, owner: i64, owner_number: &str, from: &E164, to: E164) -> Result<Dialed, VoiceError> {
+    /// rings, answers, or refuses. With `callback`, the agent's side of the call is that SIP
+    /// endpoint, called at the same time, instead of a WebSocket stream.
+    pub async fn dial(
+        &self,
+        owner: i64,
+        owner_number: &str,
+        from: &E164,
+        to: E164,
+        callback: Option<String>,
+    ) -> Result<Dialed, VoiceError> {
         if from.as_str() != owner_number {
             return Err(VoiceError::Forbidden);
         }
@@ -225,17 +236,35 @@ impl VoiceService {
         if self.inner.writer.call(row).await? == 0 {
             return Err(VoiceError::Busy);
         }
+        let fail = |call_id: String| CallWrite::End {
+            call_id,
+            state: "failed",
+            reason: "failed",
+            sip_code: Some(503),
+            at_ms: clock::now_ms(),
+        };
+        let sip_agent = match callback {
+            Some(uri) => match self.inner.network.dial_uri(from.clone(), uri).await {
+                Ok(leg) => Some(leg),
+                Err(err) => {
+                    self.inner.writer.call(fail(call_id.clone())).await?;
+                    return Err(match err {
+                        DialError::Unavailable => VoiceError::Unavailable,
+                        DialError::Unsupported => VoiceError::BadSipUri(
+                            "callback_sip_uri needs a SIP trunk: this service runs on the simulated network".to_owned(),
+                        ),
+                        DialError::BadTarget(why) => VoiceError::BadSipUri(why),
+                    });
+                }
+            },
+            None => None,
+        };
         let leg = match self.inner.network.dial(from.clone(), to.clone()).await {
             Ok(leg) => leg,
             Err(_) => {
-                let end = CallWrite::End {
-                    call_id: call_id.clone(),
-                    state: "failed",
-                    reason: "failed",
-                    sip_code: Some(503),
-                    at_ms: clock::now_ms(),
-                };
-                self.inner.writer.call(end).await?;
+                // Dropping the agent's leg hangs it up.
+                drop(sip_agent);
+                self.inner.writer.call(fail(call_id.clone())).await?;
                 return Err(VoiceError::Unavailable);
             }
         };
@@ -250,6 +279,7 @@ impl VoiceService {
             leg,
             dial_reply: Some(reply),
             ring_for: self.inner.ring_timeout + DIAL_GRACE,
+            sip_agent,
         });
         let state = match progress.await {
             Ok(DialProgress::Ringing) => "ringing",
@@ -258,6 +288,19 @@ impl VoiceService {
             Err(_) => "failed",
         };
         Ok(Dialed { call_id, state })
+    }
+
+    /// Sets (or clears) where `owner`'s incoming calls go: its own SIP endpoint. Checked for
+    /// syntax and scheme here; the address is checked when a call is placed to it.
+    pub async fn set_inbound_sip_uri(&self, owner: i64, uri: Option<&str>) -> Result<(), VoiceError> {
+        if let Some(uri) = uri {
+            crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
+        }
+        Ok(self.inner.store.set_inbound_sip_uri(owner, uri, clock::now_ms()).await?)
+    }
+
+    pub async fn inbound_sip_uri(&self, owner: i64) -> Result<Option<String>, VoiceError> {
+        Ok(self.inner.store.inbound_sip_uri(owner).await?)
     }
 
     /// Hangs up `owner`'s active call.
@@ -345,13 +388,15 @@ struct CallSetup {
     leg: crate::telco::voice::Leg,
     dial_reply: Option<oneshot::Sender<DialProgress>>,
     ring_for: Duration,
+    sip_agent: Option<crate::telco::voice::Leg>,
 }
 
 fn spawn_call(inner: &Arc<Inner>, s: CallSetup) {
     let (control_tx, control) = mpsc::channel(8);
     inner.calls.lock().unwrap_or_else(|e| e.into_inner()).insert(
         s.call_id.clone(),
-        CallEntry { owner: s.owner, control: control_tx, streaming: Arc::new(AtomicBool::new(false)) },
+        // A call bridged to the agent's SIP endpoint takes no WebSocket stream.
+        CallEntry { owner: s.owner, control: control_tx, streaming: Arc::new(AtomicBool::new(s.sip_agent.is_some())) },
     );
     inner.metrics.voice_calls_active.inc();
     let task = CallTask {
@@ -366,6 +411,7 @@ fn spawn_call(inner: &Arc<Inner>, s: CallSetup) {
         dial_reply: s.dial_reply,
         ring_deadline: tokio::time::Instant::now() + s.ring_for,
         shutdown: inner.shutdown.clone(),
+        sip_agent: s.sip_agent,
     };
     tokio::spawn(task.run());
 }
@@ -403,6 +449,49 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
         end_reason,
         now_ms: clock::now_ms(),
     };
+    // The agent's own SIP endpoint takes the call when one is set; it is called now and the
+    // caller is answered when it answers.
+    if let Some(uri) = inner.store.inbound_sip_uri(owner).await? {
+        if inner.writer.call(row(State::Ringing.as_str(), None)).await? == 0 {
+            inner.writer.call(row("busy", Some("busy"))).await?;
+            let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
+            return Ok(());
+        }
+        let caller = E164::parse(&from).unwrap_or_else(|_| to.clone());
+        match inner.network.dial_uri(caller, uri).await {
+            Ok(agent) => {
+                let _ = leg.commands.send(LegCommand::Ring).await;
+                spawn_call(
+                    inner,
+                    CallSetup {
+                        call_id,
+                        owner,
+                        number: to.as_str().to_owned(),
+                        peer: from,
+                        direction: Direction::Inbound,
+                        state: State::Ringing,
+                        leg,
+                        dial_reply: None,
+                        ring_for: inner.ring_timeout,
+                        sip_agent: Some(agent),
+                    },
+                );
+            }
+            Err(err) => {
+                tracing::info!(%call_id, error = %err, "the number's inbound SIP endpoint cannot be called");
+                let end = CallWrite::End {
+                    call_id,
+                    state: "busy",
+                    reason: "busy",
+                    sip_code: Some(486),
+                    at_ms: clock::now_ms(),
+                };
+                inner.writer.call(end).await?;
+                let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
+            }
+        }
+        return Ok(());
+    }
     // Nobody listening, or already on a call: busy, and the callee's history says so.
     let listening = inner.has_presence(to.as_str());
     if !listening || inner.writer.call(row(State::Ringing.as_str(), None)).await? == 0 {
@@ -423,6 +512,7 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
             leg,
             dial_reply: None,
             ring_for: inner.ring_timeout,
+            sip_agent: None,
         },
     );
     let ringing = serde_json::json!({

@@ -82,6 +82,9 @@ pub struct SipSettings {
     pub codecs: Vec<sdp::Codec>,
     /// Jitter buffer depth of calls over the trunk, in 20 ms frames.
     pub jitter_frames: usize,
+    /// Whether agents' SIP endpoints may be on loopback or private addresses (tests, a PBX on
+    /// the operator's own network); off, such URIs are refused.
+    pub allow_private_endpoints: bool,
     pub timers: Timers,
 }
 
@@ -90,6 +93,7 @@ pub struct SipNetwork {
     commands: mpsc::Sender<Command>,
     link: watch::Receiver<LinkState>,
     local: SocketAddr,
+    allow_private_endpoints: bool,
 }
 
 impl std::fmt::Debug for SipNetwork {
@@ -99,8 +103,22 @@ impl std::fmt::Debug for SipNetwork {
 }
 
 enum Command {
-    Dial { from: E164, to: E164, reply: oneshot::Sender<Result<Leg, DialError>> },
-    Leg { call: u64, command: Option<LegCommand> },
+    Dial {
+        from: E164,
+        to: E164,
+        reply: oneshot::Sender<Result<Leg, DialError>>,
+    },
+    /// A call to an agent's own SIP endpoint, resolved to `peer`.
+    DialUri {
+        from: E164,
+        uri: Uri,
+        peer: Peer,
+        reply: oneshot::Sender<Result<Leg, DialError>>,
+    },
+    Leg {
+        call: u64,
+        command: Option<LegCommand>,
+    },
 }
 
 impl SipNetwork {
@@ -133,6 +151,7 @@ impl SipNetwork {
         let initial =
             if settings.register { LinkState::Down { reason: "not registered yet".to_owned() } } else { LinkState::Up };
         let (link_tx, link_rx) = watch::channel(initial);
+        let allow_private_endpoints = settings.allow_private_endpoints;
         let trunk = Peer { addr: trunk_addr, transport: if settings.tcp { Kind::Tcp } else { Kind::Udp } };
         let core = Core {
             tx: TxLayer::new(settings.timers),
@@ -154,7 +173,7 @@ impl SipNetwork {
             registration: Registration::default(),
         };
         tasks.push(tokio::spawn(core.run(transport, inbound_rx, commands_rx, stop)));
-        Ok((Self { commands: commands_tx, link: link_rx, local }, tasks))
+        Ok((Self { commands: commands_tx, link: link_rx, local, allow_private_endpoints }, tasks))
     }
 
     /// Where SIP is received (UDP and TCP).
@@ -176,8 +195,92 @@ impl VoiceNetwork for SipNetwork {
         })
     }
 
+    fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
+        Box::pin(async move {
+            let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await?;
+            let (reply, answer) = oneshot::channel();
+            self.commands
+                .send(Command::DialUri { from, uri, peer, reply })
+                .await
+                .map_err(|_| DialError::Unavailable)?;
+            answer.await.unwrap_or(Err(DialError::Unavailable))
+        })
+    }
+
     fn link_state(&self) -> LinkState {
         self.link.borrow().clone()
+    }
+}
+
+/// Checks an agent's SIP URI and resolves where to send its INVITE. Refused: other schemes,
+/// TLS (not supported yet), user-less or malformed URIs, and, unless allowed, addresses that
+/// are not public (loopback, private, link-local, CGNAT, multicast): an agent must not be able
+/// to make the server call into its own network.
+pub async fn resolve_endpoint(text: &str, allow_private: bool) -> Result<(Uri, Peer), DialError> {
+    let bad = |why: &str| DialError::BadTarget(why.to_owned());
+    let uri = check_endpoint_uri(text).map_err(|why| bad(&why))?;
+    let transport = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("udp") => Kind::Udp,
+        Some("tcp") => Kind::Tcp,
+        Some(_) => return Err(bad("the SIP URI's transport must be udp or tcp (TLS is not supported yet)")),
+    };
+    let host = uri.host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let port = uri.port.unwrap_or(5060);
+    let addrs = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
+        .await
+        .map_err(|_| bad("the SIP URI's host did not resolve in time"))?
+        .map_err(|_| bad("the SIP URI's host does not resolve"))?;
+    let mut refused = false;
+    for addr in addrs {
+        if allow_private || is_public(addr.ip()) {
+            return Ok((uri, Peer { addr, transport }));
+        }
+        refused = true;
+    }
+    Err(bad(if refused { "the SIP URI's host is not a public address" } else { "the SIP URI's host does not resolve" }))
+}
+
+/// Syntax and scheme of an agent's SIP URI (no resolution): what `PUT /sms/voice/inbound` checks.
+pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
+    if text.len() > 512 {
+        return Err("the SIP URI is longer than 512 characters".to_owned());
+    }
+    let uri =
+        Uri::parse(text).map_err(|_| "not a valid SIP URI (sip:user@host[:port][;transport=udp|tcp])".to_owned())?;
+    match uri.scheme {
+        super::message::Scheme::Sip => {}
+        super::message::Scheme::Sips => return Err("sips: (TLS) is not supported yet; use sip:".to_owned()),
+        super::message::Scheme::Tel => return Err("a tel: URI is a phone number: dial it with `to`".to_owned()),
+    }
+    if uri.host.is_empty() {
+        return Err("the SIP URI needs a host".to_owned());
+    }
+    Ok(uri)
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6.to_ipv4_mapped().is_some_and(|v4| !is_public(IpAddr::V4(v4))))
+        }
     }
 }
 
@@ -277,6 +380,8 @@ struct Call {
     cseq: u32,
     /// Where requests in this dialog go.
     peer: Peer,
+    /// The dialog runs over the trunk (the only peer our credentials are for).
+    to_trunk: bool,
     events: mpsc::Sender<LegEvent>,
     media: MediaCtl,
     /// Outbound: the INVITE as last sent (for CANCEL and ACK), and its transaction.
@@ -442,6 +547,11 @@ impl Core {
                 let result = self.dial(from, to, Instant::now());
                 let _ = reply.send(result);
             }
+            Command::DialUri { from, uri, peer, reply } => {
+                let to = NameAddr::new(uri.clone());
+                let result = self.dial_target(from, uri, to, peer, false, Instant::now());
+                let _ = reply.send(result);
+            }
             Command::Leg { call, command } => self.on_leg(call, command),
         }
     }
@@ -561,6 +671,21 @@ impl Core {
     // ----- outbound ----------------------------------------------------------------------
 
     fn dial(&mut self, from: E164, to: E164, now: Instant) -> Result<Leg, DialError> {
+        let uri = self.trunk_uri(Some(to.as_str()));
+        let trunk = self.trunk;
+        self.dial_target(from, uri.clone(), NameAddr::new(uri), trunk, true, now)
+    }
+
+    /// Sends an INVITE to `uri` at `peer`: through the trunk, or straight to an agent's endpoint.
+    fn dial_target(
+        &mut self,
+        from: E164,
+        uri: Uri,
+        remote_uri: NameAddr,
+        peer: Peer,
+        to_trunk: bool,
+        now: Instant,
+    ) -> Result<Leg, DialError> {
         if !matches!(*self.link.borrow(), LinkState::Up) || self.calls.len() >= MAX_CALLS {
             return Err(DialError::Unavailable);
         }
@@ -568,13 +693,11 @@ impl Core {
         let port = socket.local_addr().map_err(|_| DialError::Unavailable)?.port();
         let local = self.local_media(port);
         let offer = sdp::offer(&local).map_err(|_| DialError::Unavailable)?;
-        let peer = self.trunk;
         let call_id = format!("{}@{}", token(), self.public.ip());
         let local_tag = token();
         let local_uri = NameAddr::new(Uri::sip(Some(from.as_str()), &host_of(self.public.ip())));
-        let remote_uri = NameAddr::new(self.trunk_uri(Some(to.as_str())));
         let head = RequestHead {
-            uri: self.trunk_uri(Some(to.as_str())),
+            uri,
             via: self.via(peer),
             from: local_uri.clone().with_tag(&local_tag),
             to: remote_uri.clone(),
@@ -607,6 +730,7 @@ impl Core {
                 route_set: Vec::new(),
                 cseq: 1,
                 peer,
+                to_trunk,
                 events: ctl.0,
                 media: ctl.1,
                 invite: Some((key, invite)),
@@ -846,7 +970,7 @@ impl Core {
             return;
         }
         // 3xx-6xx: the transaction layer sent the ACK.
-        if matches!(code, 401 | 407) && !call.auth_tried && !self.settings.user.is_empty() {
+        if matches!(code, 401 | 407) && !call.auth_tried && call.to_trunk && !self.settings.user.is_empty() {
             call.auth_tried = true;
             if self.retry_with_credentials(id, code, response) {
                 return;
@@ -1177,6 +1301,7 @@ impl Core {
                 route_set,
                 cseq: rand::random::<u16>().into(),
                 peer: from,
+                to_trunk: true,
                 events,
                 media: media_ctl,
                 invite: None,
@@ -1528,6 +1653,7 @@ mod tests {
             rtp_ports: (41000, 41999),
             codecs: vec![sdp::Codec::G722, sdp::Codec::Pcmu, sdp::Codec::Pcma],
             jitter_frames: 2,
+            allow_private_endpoints: true,
             timers: Timers::default(),
         }
     }
