@@ -142,8 +142,10 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
                 first_packet = false;
                 seq = seq.wrapping_add(1);
                 timestamp = timestamp.wrapping_add(G711_FRAME as u32);
+                // A UDP send completes at once; awaiting only covers a socket whose writability
+                // the runtime has not seen yet (just bound) or a full send buffer.
                 if let Ok(n) = written
-                    && socket.try_send_to(&out[..n], to).is_ok()
+                    && socket.send_to(&out[..n], to).await.is_ok()
                 {
                     stats.packets_out += 1;
                 }
@@ -187,4 +189,123 @@ pub fn bind_in_range(ip: std::net::IpAddr, low: u16, high: u16, start: u32) -> s
         }
     }
     Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free RTP port in the range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telco::rtp::packet::TELEPHONE_EVENT_LEN;
+    use std::time::Duration;
+
+    struct Running {
+        local: SocketAddr,
+        to_session: mpsc::Sender<MediaFrame>,
+        from_session: mpsc::Receiver<MediaFrame>,
+        events: mpsc::Receiver<LegEvent>,
+        _remote: watch::Sender<Option<RemoteMedia>>,
+        dtmf: mpsc::Sender<char>,
+    }
+
+    async fn start(remote: Option<RemoteMedia>) -> Running {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let local = socket.local_addr().expect("addr");
+        let (to_call, from_session) = mpsc::channel(64);
+        let (to_session, from_call) = mpsc::channel(64);
+        let (events_tx, events) = mpsc::channel(64);
+        let (remote_tx, remote_rx) = watch::channel(remote);
+        let (dtmf, dtmf_rx) = mpsc::channel(8);
+        let channels = MediaChannels { to_call, from_call, events: events_tx, remote: remote_rx, dtmf: dtmf_rx };
+        tokio::spawn(run(socket, channels));
+        Running { local, to_session, from_session, events, _remote: remote_tx, dtmf }
+    }
+
+    fn frame(fill: u8) -> MediaFrame {
+        MediaFrame { seq: 0, timestamp: 0, payload: [fill; G711_FRAME] }
+    }
+
+    async fn recv(socket: &UdpSocket) -> Vec<u8> {
+        let mut buf = [0u8; MAX_PACKET];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buf))
+            .await
+            .expect("a packet in time")
+            .expect("recv");
+        buf[..n].to_vec()
+    }
+
+    #[tokio::test]
+    async fn sends_to_the_sdp_address_then_latches_to_the_observed_source() {
+        let sdp_peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let nat_peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let remote = RemoteMedia {
+            addr: sdp_peer.local_addr().expect("addr"),
+            payload_type: 8,
+            telephone_event_pt: Some(101),
+            send: true,
+        };
+        let mut s = start(Some(remote)).await;
+        s.to_session.send(frame(0x55)).await.expect("send");
+        let first = recv(&sdp_peer).await;
+        let p = Rtp::parse(&first).expect("rtp");
+        assert_eq!((p.payload_type, p.marker, p.payload), (8, true, &[0x55u8; G711_FRAME][..]));
+        // The far end's packets come from elsewhere (NAT): they reach the call, and we answer there.
+        let mut out = [0u8; MAX_PACKET];
+        let n = Rtp::new(8, 7, 1600, 42, &[0x11; G711_FRAME]).write_to(&mut out).expect("write");
+        nat_peer.send_to(&out[..n], s.local).await.expect("send");
+        let got = tokio::time::timeout(Duration::from_secs(2), s.from_session.recv()).await.expect("in time");
+        assert_eq!(got.map(|f| (f.seq, f.timestamp, f.payload[0])), Some((7, 1600, 0x11)));
+        s.to_session.send(frame(0x66)).await.expect("send");
+        let second = recv(&nat_peer).await;
+        let q = Rtp::parse(&second).expect("rtp");
+        assert_eq!((q.sequence_number, q.timestamp), (p.sequence_number.wrapping_add(1), p.timestamp + 160));
+        assert!(!q.marker);
+        assert_eq!(q.ssrc, p.ssrc);
+        // Other payload types and garbage are dropped, not passed on.
+        let n = Rtp::new(0, 8, 1760, 42, &[0x22; G711_FRAME]).write_to(&mut out).expect("write");
+        nat_peer.send_to(&out[..n], s.local).await.expect("send");
+        nat_peer.send_to(b"not rtp", s.local).await.expect("send");
+        // After them, the next audio packet is the next one passed on.
+        let n = Rtp::new(8, 9, 1920, 42, &[0x33; G711_FRAME]).write_to(&mut out).expect("write");
+        nat_peer.send_to(&out[..n], s.local).await.expect("send");
+        let got = tokio::time::timeout(Duration::from_secs(2), s.from_session.recv()).await.expect("in time");
+        assert_eq!(got.map(|f| f.seq), Some(9), "PT 0 and garbage were dropped");
+    }
+
+    #[tokio::test]
+    async fn dtmf_both_ways_once_per_event() {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let remote = RemoteMedia {
+            addr: peer.local_addr().expect("addr"),
+            payload_type: 0,
+            telephone_event_pt: Some(101),
+            send: true,
+        };
+        let mut s = start(Some(remote)).await;
+        // In: an event of digit 5 whose end packet comes three times.
+        let mut out = [0u8; MAX_PACKET];
+        for (i, (end, duration)) in
+            [(false, 160u16), (false, 320), (true, 480), (true, 480), (true, 480)].into_iter().enumerate()
+        {
+            let payload = TelephoneEvent { event: 5, end, volume: 10, duration }.to_bytes().expect("event");
+            let n = Rtp::new(101, 100 + i as u16, 8000, 9, &payload).write_to(&mut out).expect("write");
+            peer.send_to(&out[..n], s.local).await.expect("send");
+        }
+        let event = tokio::time::timeout(Duration::from_secs(2), s.events.recv()).await.expect("in time");
+        assert_eq!(event, Some(LegEvent::Dtmf { digit: '5', duration_ms: 60 }));
+        // Out: a digit replaces the audio of the next ticks with telephone-events.
+        s.dtmf.send('#').await.expect("send");
+        let mut events = Vec::new();
+        for _ in 0..8 {
+            s.to_session.send(frame(0xFF)).await.expect("send");
+            let bytes = recv(&peer).await;
+            let p = Rtp::parse(&bytes).expect("rtp");
+            if p.payload_type == 101 {
+                assert_eq!(p.payload.len(), TELEPHONE_EVENT_LEN);
+                events.push(TelephoneEvent::parse(p.payload).expect("event"));
+            }
+        }
+        assert!(events.len() >= 4, "{events:?}");
+        assert!(events.iter().all(|e| e.event == 11), "#");
+        assert_eq!(events.iter().filter(|e| e.end).count().min(3), 3, "the end packet three times");
+        assert!(s.events.try_recv().is_err(), "the duplicated end packets were reported once");
+    }
 }

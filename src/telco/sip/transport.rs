@@ -80,8 +80,16 @@ impl SipTransport {
     pub fn send(self: &Arc<Self>, to: Peer, bytes: Bytes) {
         match to.transport {
             Kind::Udp => {
-                if let Err(err) = self.udp.try_send_to(&bytes, to.addr) {
-                    tracing::debug!(peer = %to.addr, error = %err, "SIP datagram not sent");
+                match self.udp.try_send_to(&bytes, to.addr) {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                        // Not writable right now (a full buffer): send when it is.
+                        let udp = self.udp.clone();
+                        tokio::spawn(async move {
+                            let _ = udp.send_to(&bytes, to.addr).await;
+                        });
+                    }
+                    Err(err) => tracing::debug!(peer = %to.addr, error = %err, "SIP datagram not sent"),
                 }
             }
             Kind::Tcp => {

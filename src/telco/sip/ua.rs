@@ -1988,4 +1988,27 @@ mod tests {
         let call = h.core.calls.values().next().expect("call");
         assert_eq!(call.media.remote.borrow().map(|r| r.send), Some(false), "we stay silent while held");
     }
+
+    #[tokio::test]
+    async fn a_session_the_far_end_never_refreshes_is_ended_with_bye() {
+        let mut h = harness(settings(""));
+        let (mut leg, invite) = dial(&mut h);
+        let mut ok = reply(&invite, 200, "OK", Some(FAR_SDP));
+        ok.headers_mut().push("Session-Expires", "120;refresher=uas").expect("header");
+        h.feed(ok);
+        let _ = h.sent();
+        let _ = next_event(&mut leg).await;
+        let _ = next_event(&mut leg).await;
+        let call = h.core.calls.values().next().expect("call");
+        assert!(call.refresh_at.is_none(), "the far end refreshes");
+        let expire_at = call.expire_at.expect("a deadline");
+        // RFC 4028 §10: BYE at the interval minus min(32 s, interval / 3).
+        let left = expire_at - Instant::now();
+        assert!(left > Duration::from_secs(85) && left <= Duration::from_secs(88), "{left:?}");
+        h.core.on_timers(expire_at + Duration::from_millis(1));
+        let sent = h.sent();
+        assert!(sent.iter().any(|m| method_of(m) == Some(Method::Bye)), "BYE on expiry");
+        assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
+        assert!(h.core.calls.is_empty());
+    }
 }
