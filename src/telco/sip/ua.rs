@@ -2011,4 +2011,25 @@ mod tests {
         assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
         assert!(h.core.calls.is_empty());
     }
+
+    #[tokio::test]
+    async fn early_media_from_a_183_then_answer_and_a_decline_is_failed() {
+        let mut h = harness(settings(""));
+        let (mut leg, invite) = dial(&mut h);
+        let g722 =
+            FAR_SDP.replace("RTP/AVP 8 101", "RTP/AVP 9 101").replace("a=rtpmap:8 PCMA/8000", "a=rtpmap:9 G722/8000");
+        h.feed(reply(&invite, 183, "Session Progress", Some(&g722)));
+        assert_eq!(next_event(&mut leg).await, LegEvent::CodecChanged(Codec::G722));
+        assert_eq!(next_event(&mut leg).await, LegEvent::EarlyMedia);
+        let call = h.core.calls.values().next().expect("call");
+        let remote = (*call.media.remote.borrow()).expect("media flow before the answer");
+        assert_eq!((remote.addr.port(), remote.payload_type), (40000, 9));
+        h.feed(reply(&invite, 200, "OK", Some(&g722)));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Answered, "no second codec change");
+        let _ = h.sent();
+
+        let (mut leg, invite) = dial(&mut h);
+        h.feed(reply(&invite, 603, "Decline", None));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(603) });
+    }
 }
