@@ -50,6 +50,13 @@ struct Args {
     /// Wallets are 0x000…(offset + i)
     #[arg(long, default_value_t = 1)]
     wallet_offset: u64,
+    /// Another process to report CPU and RSS of over the window, as NAME=PID (repeatable)
+    #[arg(long, value_name = "NAME=PID")]
+    peer_pid: Vec<String>,
+    /// UDP sockets to read the drop counters of at the end of the window, as NAME=LOW-HIGH
+    /// (local ports; repeatable)
+    #[arg(long, value_name = "NAME=LOW-HIGH")]
+    udp_ports: Vec<String>,
 }
 
 #[tokio::main]
@@ -72,6 +79,28 @@ async fn main() {
     cfg.hangup = if a.hangup_by == "event" { HangupBy::Event } else { HangupBy::Close };
     cfg.tail = Duration::from_millis(a.tail_ms);
     cfg.progress = true;
+    for p in &a.udp_ports {
+        let parsed = p.split_once('=').and_then(|(n, r)| {
+            let (lo, hi) = r.split_once('-').unwrap_or((r, r));
+            Some((n.to_owned(), lo.parse::<u16>().ok()?, hi.parse::<u16>().ok()?))
+        });
+        match parsed {
+            Some(x) => cfg.udp_ports.push(x),
+            None => {
+                eprintln!("voice-load: --udp-ports wants NAME=LOW-HIGH, got {p}");
+                std::process::exit(2);
+            }
+        }
+    }
+    for p in &a.peer_pid {
+        match p.split_once('=').and_then(|(n, pid)| Some((n.to_owned(), pid.parse::<u32>().ok()?))) {
+            Some(np) => cfg.peer_pids.push(np),
+            None => {
+                eprintln!("voice-load: --peer-pid wants NAME=PID, got {p}");
+                std::process::exit(2);
+            }
+        }
+    }
     match run(cfg).await {
         Ok(report) => {
             if a.json {

@@ -29,6 +29,21 @@ pub fn text(r: &Value) -> String {
         f(&r["setup_seconds"]),
         f(&r["seconds"])
     );
+    let su = &r["setup"];
+    if su.is_object() {
+        o += &format!(
+            "setup  {} answered in {} s (first dial -> last answer): {} /s (offered {} /s)  dial response ms p50 {} p99 {}  dial -> answered ms p50 {} p99 {} max {}\n",
+            f(&su["answered"]),
+            f(&su["first_dial_to_last_answer_s"]),
+            f(&su["achieved_per_second"]),
+            f(&su["offered_per_second"]),
+            f(&su["dial_response"]["p50_ms"]),
+            f(&su["dial_response"]["p99_ms"]),
+            f(&su["dial_to_answered"]["p50_ms"]),
+            f(&su["dial_to_answered"]["p99_ms"]),
+            f(&su["dial_to_answered"]["max_ms"])
+        );
+    }
     if r["setup_failures"].as_object().is_some_and(|m| !m.is_empty()) {
         o += &format!("setup failures: {}\n", r["setup_failures"]);
     }
@@ -78,8 +93,9 @@ pub fn text(r: &Value) -> String {
     let sm = &r["server_metrics"];
     if sm.is_object() {
         o += &format!(
-            "server metrics  frames dropped (socket backed up) in window {}  calls active at end {}, after hangup {} (0 after {} s)\n",
+            "server metrics  frames dropped (socket backed up) in window {}  network frames shed {}  calls active at end {}, after hangup {} (0 after {} s)\n",
             f(&sm["frames_dropped_in_window"]),
+            f(&sm["network_frames_shed_in_window"]),
             f(&sm["calls_active_at_end"]),
             f(&sm["calls_active_after_hangup"]),
             f(&sm["seconds_to_no_active_call"])
@@ -104,6 +120,29 @@ pub fn text(r: &Value) -> String {
         f(&hs["lag"]["max_ms"]),
         f(&hs["send_errors"])
     );
+    if let Some(peers) = r["peer_processes"].as_object() {
+        for (name, p) in peers {
+            o += &format!("{name} CPU {} % of a core  RSS {} MB\n", f(&p["cpu_percent_of_core"]), f(&p["rss_mb"]));
+        }
+    }
+    let m = &r["machine"];
+    if m.is_object() {
+        o += &format!(
+            "machine  busy {} % of a core over the window ({} CPUs, {} of all)\n",
+            f(&m["busy_percent_of_core"]),
+            f(&m["cpus"]),
+            f(&m["busy_fraction"])
+        );
+    }
+    let u = &r["udp"];
+    if u.is_object() {
+        o += &format!(
+            "UDP receive-buffer drops (machine)  in window {}  setup + window {}  per socket range at window end {}\n",
+            f(&u["rcvbuf_errors_in_window"]),
+            f(&u["rcvbuf_errors_setup_and_window"]),
+            u["socket_drops_at_window_end"]
+        );
+    }
     o += &format!(
         "hangup  clean {}  unclean {}  (hangup events {}, close frames {})  {}\n",
         f(&h["clean"]),

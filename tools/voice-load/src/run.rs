@@ -16,6 +16,7 @@ use crate::stats::{self, Histogram, percentile};
 pub const TICK_METRIC: &str = "agentline_voice_tick_seconds";
 pub const DROPPED_METRIC: &str = "agentline_voice_frames_dropped";
 pub const ACTIVE_METRIC: &str = "agentline_voice_calls_active";
+pub const SHED_METRIC: &str = "agentline_voice_frames_shed";
 /// A frame arriving more than this after the previous one is late.
 pub const LATE_GAP_US: f64 = 40_000.0;
 /// An echo onset belongs to a burst if it is the burst's tone and comes within this after the
@@ -46,6 +47,10 @@ pub struct Config {
     pub close_timeout: Duration,
     pub hangup: call::HangupBy,
     pub progress: bool,
+    /// Other processes whose CPU and RSS are reported over the window (e.g. the SIP peer).
+    pub peer_pids: Vec<(String, u32)>,
+    /// UDP port ranges whose sockets' drop counters are read at the end of the window.
+    pub udp_ports: Vec<(String, u16, u16)>,
 }
 
 impl Config {
@@ -63,6 +68,8 @@ impl Config {
             close_timeout: Duration::from_secs(10),
             hangup: call::HangupBy::Close,
             progress: false,
+            peer_pids: Vec::new(),
+            udp_ports: Vec::new(),
         }
     }
 }
@@ -75,6 +82,10 @@ struct Up {
     index: usize,
     sink: call::Sink,
     recv: tokio::task::JoinHandle<RecvLog>,
+    /// When the dial request was sent and when its response came (µs).
+    dial_us: f64,
+    dialed_us: f64,
+    answered_us: f64,
 }
 
 #[derive(Default)]
@@ -82,6 +93,10 @@ struct Snapshot {
     metrics: Option<String>,
     server_cpu: Option<f64>,
     self_cpu: Option<f64>,
+    peer_cpu: Vec<Option<f64>>,
+    /// Busy and total jiffies of the whole machine (/proc/stat).
+    machine: Option<(f64, f64)>,
+    udp: Option<(u64, u64)>,
     at: Option<Instant>,
 }
 
@@ -97,6 +112,9 @@ async fn snapshot(cfg: &Config, http: &reqwest::Client) -> Snapshot {
         metrics,
         server_cpu: cfg.server_pid.and_then(|p| stats::cpu_seconds(Some(p))),
         self_cpu: stats::cpu_seconds(None),
+        peer_cpu: cfg.peer_pids.iter().map(|(_, p)| stats::cpu_seconds(Some(*p))).collect(),
+        machine: stats::machine_jiffies(),
+        udp: stats::udp_errors(),
         at: Some(Instant::now()),
     }
 }
@@ -161,16 +179,18 @@ async fn setup_call(
     token: String,
     number: String,
 ) -> Result<Up, String> {
+    let dial_us = clock.now_us();
     let url = match &cfg.target {
         Target::Server { base, to, .. } => dial(&http, base, &token, &number, to).await?,
         Target::Fake { url } => url.clone(),
     };
+    let dialed_us = clock.now_us();
     let ws = call::connect(&url, &token).await?;
     let (sink, stream) = futures_util::StreamExt::split(ws);
     let (tx, rx) = oneshot::channel();
     let recv = tokio::spawn(call::receive(stream, clock, tx));
     match tokio::time::timeout(cfg.answer_timeout, rx).await {
-        Ok(Ok(Ok(()))) => Ok(Up { index, sink, recv }),
+        Ok(Ok(Ok(()))) => Ok(Up { index, sink, recv, dial_us, dialed_us, answered_us: clock.now_us() }),
         Ok(Ok(Err(e))) => Err(e),
         Ok(Err(_)) => Err("receiver ended before answer".to_owned()),
         Err(_) => {
@@ -192,6 +212,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     progress!(cfg, "creating {} subscriptions", cfg.calls);
     let creds = subscriptions(&cfg, &http).await?;
     let rss_idle = cfg.server_pid.and_then(|p| stats::rss_bytes(Some(p)));
+    let udp_start = stats::udp_errors();
 
     progress!(cfg, "dialling {} calls, one every {:?}", cfg.calls, cfg.ramp);
     let ramp_start = Instant::now();
@@ -210,6 +231,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         }
     }
     let setup_s = ramp_start.elapsed().as_secs_f64();
+    let dial_times: Vec<(f64, f64, f64)> = ups.iter().map(|u| (u.dial_us, u.dialed_us, u.answered_us)).collect();
     progress!(cfg, "{} calls up in {:.1} s, {} failed", ups.len(), setup_s, cfg.calls - ups.len());
     if ups.is_empty() {
         return Err(format!("no call was answered: {setup_failures:?}"));
@@ -237,7 +259,10 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         .await;
     let after = snapshot(&cfg, &http).await;
     let rss_end = cfg.server_pid.and_then(|p| stats::rss_bytes(Some(p)));
+    let peer_rss: Vec<Option<u64>> = cfg.peer_pids.iter().map(|(_, p)| stats::rss_bytes(Some(*p))).collect();
     let self_rss = stats::rss_bytes(None);
+    let socket_drops: Vec<(String, (u64, u64))> =
+        cfg.udp_ports.iter().map(|(n, lo, hi)| (n.clone(), stats::udp_socket_drops(*lo, *hi))).collect();
 
     progress!(cfg, "hanging up");
     let sends: Vec<SendLog> = join_all(senders)
@@ -281,6 +306,7 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     o.insert("calls_up".into(), json!(n_up));
     o.insert("setup_failures".into(), json!(setup_failures));
     o.insert("setup_seconds".into(), json!(round(setup_s, 2)));
+    o.insert("setup".into(), setup_figures(&dial_times, cfg.ramp));
     o.insert("mode".into(), json!(if matches!(cfg.target, Target::Fake { .. }) { "fake" } else { "server" }));
 
     // Server tick histogram.
@@ -305,10 +331,12 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
     o.insert("server_tick".into(), tick);
     if let (Some(b), Some(a)) = (&before.metrics, &after.metrics) {
         let dropped = stats::scalar(a, DROPPED_METRIC).map(|x| x - stats::scalar(b, DROPPED_METRIC).unwrap_or(0.0));
+        let shed = stats::scalar(a, SHED_METRIC).map(|x| x - stats::scalar(b, SHED_METRIC).unwrap_or(0.0));
         o.insert(
             "server_metrics".into(),
             json!({
                 "frames_dropped_in_window": dropped,
+                "network_frames_shed_in_window": shed,
                 "calls_active_at_end": stats::scalar(a, ACTIVE_METRIC),
                 "calls_active_after_hangup": active_after,
                 "seconds_to_no_active_call": if active_after == Some(0.0) { json!(round(active_zero_s, 2)) } else { Value::Null },
@@ -339,8 +367,74 @@ pub async fn run(cfg: Config) -> Result<Value, String> {
         _ => json!(null),
     };
     o.insert("harness_process".into(), harness);
+    let mut peers = serde_json::Map::new();
+    for (k, (name, _)) in cfg.peer_pids.iter().enumerate() {
+        let v = match (before.peer_cpu[k], after.peer_cpu[k]) {
+            (Some(b), Some(a)) => json!({
+                "cpu_percent_of_core": round((a - b) / wall * 100.0, 1),
+                "rss_mb": peer_rss[k].map(|r| round(r as f64 / 1048576.0, 1)),
+            }),
+            _ => json!(null),
+        };
+        peers.insert(name.clone(), v);
+    }
+    o.insert("peer_processes".into(), Value::Object(peers));
+    // The whole machine over the window, so other work (a compile) shows up.
+    let machine = match (before.machine, after.machine) {
+        (Some((bb, bt)), Some((ab, at))) if at > bt => json!({
+            "cpus": stats::cpus(),
+            "busy_percent_of_core": round((ab - bb) / stats::clock_ticks() / wall * 100.0, 1),
+            "busy_fraction": round((ab - bb) / (at - bt), 3),
+        }),
+        _ => json!(null),
+    };
+    o.insert("machine".into(), machine);
+    // UDP datagrams the kernel dropped for want of socket buffer space (the whole machine), over
+    // the window and from before the first dial to the end of the window; and per port range,
+    // the drop counters of the sockets still open at the end of the window (since their creation).
+    let d = |a: Option<(u64, u64)>, b: Option<(u64, u64)>| match (a, b) {
+        (Some(a), Some(b)) => json!(b.0.saturating_sub(a.0)),
+        _ => Value::Null,
+    };
+    let mut ranges = serde_json::Map::new();
+    for (name, (drops, sockets)) in socket_drops {
+        ranges.insert(name, json!({"drops": drops, "sockets": sockets}));
+    }
+    o.insert(
+        "udp".into(),
+        json!({
+            "rcvbuf_errors_in_window": d(before.udp, after.udp),
+            "rcvbuf_errors_setup_and_window": d(udp_start, after.udp),
+            "socket_drops_at_window_end": ranges,
+        }),
+    );
     o.insert("cpu_window_seconds".into(), json!(round(wall, 3)));
     Ok(report)
+}
+
+/// Set-up figures of the calls that were answered: per call, dial request sent → dial response,
+/// and → `answered` seen on the stream (stream opened after the dial response); the achieved
+/// rate is calls answered / (last answer − first dial request).
+fn setup_figures(times: &[(f64, f64, f64)], ramp: Duration) -> Value {
+    let mut answer = Vec::new();
+    let mut response = Vec::new();
+    let (mut first, mut last) = (f64::INFINITY, f64::NEG_INFINITY);
+    for &(dial, dialed, answered) in times {
+        response.push(dialed - dial);
+        answer.push(answered - dial);
+        first = first.min(dial);
+        last = last.max(answered);
+    }
+    let n = answer.len();
+    let span = last - first;
+    json!({
+        "offered_per_second": if ramp.is_zero() { Value::Null } else { json!(round(1.0 / ramp.as_secs_f64(), 1)) },
+        "answered": n,
+        "first_dial_to_last_answer_s": if n > 0 { json!(round(span / 1e6, 3)) } else { Value::Null },
+        "achieved_per_second": if n > 1 && span > 0.0 { json!(round(n as f64 / (span / 1e6), 1)) } else { Value::Null },
+        "dial_response": ms_stats(response),
+        "dial_to_answered": ms_stats(answer),
+    })
 }
 
 pub fn round(v: f64, digits: i32) -> f64 {

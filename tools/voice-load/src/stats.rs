@@ -143,6 +143,52 @@ pub fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     Some((utime + stime) / clock_ticks())
 }
 
+/// Busy (everything but idle and iowait) and total jiffies of all CPUs, from /proc/stat.
+pub fn machine_jiffies() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let total: f64 = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0.0);
+    Some((total - idle, total))
+}
+
+/// The kernel's UDP counters: (RcvbufErrors, InErrors) from /proc/net/snmp.
+pub fn udp_errors() -> Option<(u64, u64)> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut lines = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let names: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let values: Vec<&str> = lines.next()?.split_whitespace().collect();
+    let get = |n: &str| names.iter().position(|x| *x == n).and_then(|i| values.get(i)?.parse().ok());
+    Some((get("RcvbufErrors")?, get("InErrors")?))
+}
+
+/// Datagrams dropped so far by the open UDP sockets (IPv4 and IPv6) whose local port is in
+/// `low..=high` (the `drops` column of /proc/net/udp), and how many such sockets there are.
+pub fn udp_socket_drops(low: u16, high: u16) -> (u64, u64) {
+    let (mut drops, mut sockets) = (0u64, 0u64);
+    for path in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(path) else { continue };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let port = f.get(1).and_then(|a| a.rsplit(':').next()).and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), Some(d)) = (port, f.last().and_then(|d| d.parse::<u64>().ok()))
+                && (low..=high).contains(&port)
+            {
+                drops += d;
+                sockets += 1;
+            }
+        }
+    }
+    (drops, sockets)
+}
+
+/// Online CPUs.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// VmRSS of a process, in bytes.
 pub fn rss_bytes(pid: Option<u32>) -> Option<u64> {
     let path = match pid {
