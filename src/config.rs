@@ -90,6 +90,9 @@ pub struct SipConfig {
     /// Let agents bridge calls to SIP endpoints on loopback or private addresses
     /// (`callback_sip_uri`, `inbound_sip_uri`): only for a PBX on the operator's own network.
     pub allow_private_endpoints: bool,
+    /// Networks the carrier sends signalling from besides the trunk host's addresses (its
+    /// published ranges), comma-separated CIDRs: INVITEs are accepted from these too.
+    pub carrier_networks: String,
 }
 
 impl Default for SipConfig {
@@ -104,6 +107,7 @@ impl Default for SipConfig {
             invite_timeout_secs: 60,
             codecs: "G722,PCMU,PCMA".to_owned(),
             allow_private_endpoints: false,
+            carrier_networks: String::new(),
         }
     }
 }
@@ -199,6 +203,11 @@ pub fn parse_codecs(text: &str) -> Result<Vec<crate::telco::sip::sdp::Codec>, St
         return Err("at least one codec".to_owned());
     }
     Ok(codecs)
+}
+
+/// Parses a comma-separated list of CIDRs (`203.0.113.0/24, 198.51.100.7`); empty is none.
+pub fn parse_networks(text: &str) -> Result<Vec<crate::telco::sip::ua::Cidr>, String> {
+    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(crate::telco::sip::ua::Cidr::parse).collect()
 }
 
 /// Parses `LOW-HIGH` into an inclusive port range of at least two ports.
@@ -495,6 +504,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sip.invite_timeout_secs", KeyKind::Int),
     ("sip.codecs", KeyKind::Str),
     ("sip.allow_private_endpoints", KeyKind::Bool),
+    ("sip.carrier_networks", KeyKind::Str),
     ("rtp.ports", KeyKind::Str),
     ("rtp.jitter_ms", KeyKind::Int),
 ];
@@ -638,8 +648,10 @@ impl Config {
             return bad("sip.session_expires_secs", "must be 0 (off) or at least 90 (RFC 4028 Min-SE)");
         }
         parse_codecs(&self.sip.codecs).map_err(|reason| ConfigError::Value { key: "sip.codecs", reason })?;
-        if !(1..=600).contains(&self.sip.invite_timeout_secs) {
-            return bad("sip.invite_timeout_secs", "must be from 1 to 600");
+        parse_networks(&self.sip.carrier_networks)
+            .map_err(|reason| ConfigError::Value { key: "sip.carrier_networks", reason })?;
+        if !(1..=170).contains(&self.sip.invite_timeout_secs) {
+            return bad("sip.invite_timeout_secs", "must be from 1 to 170 (an INVITE transaction lives 180 s)");
         }
         if !(1..=600).contains(&self.voice.ring_timeout_secs) {
             return bad("voice.ring_timeout_secs", "must be from 1 to 600");

@@ -159,6 +159,7 @@ pub fn sip_setup(config: &Config) -> Result<Option<telco::sip::ua::SipSettings>,
         codecs: config::parse_codecs(&c.codecs).map_err(StartError::Config)?,
         jitter_frames: (config.rtp.jitter_ms / 20) as usize,
         allow_private_endpoints: c.allow_private_endpoints,
+        carrier_networks: config::parse_networks(&c.carrier_networks).map_err(StartError::Config)?,
         timers: telco::sip::transaction::Timers::default(),
     }))
 }

@@ -717,13 +717,11 @@ fn presence_event_ended(call_id: &str, reason: &str) -> String {
     presence_event(json!({"event": "ended", "call_id": call_id, "reason": reason}))
 }
 
-/// The next event of the SIP agent's leg; pending forever without one (or once it closed).
+/// The next event of the SIP agent's leg; pending forever without one.
 async fn recv_leg_event(leg: &mut Option<Leg>) -> Option<LegEvent> {
     match leg {
-        Some(l) => match l.events.recv().await {
-            Some(event) => Some(event),
-            None => std::future::pending().await,
-        },
+        // A leg whose events end is gone: that is a hang-up of the agent's side.
+        Some(l) => Some(l.events.recv().await.unwrap_or(LegEvent::Hangup { cause: HangupCause::Failed, sip_code: None })),
         None => std::future::pending().await,
     }
 }

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::dtmf::{DtmfReceiver, DtmfSender};
 use super::packet::{Rtp, TelephoneEvent};
+use crate::telco::is_public;
 use crate::telco::voice::{G711_FRAME, LegEvent, MediaFrame};
 
 /// Payload type of comfort noise (RFC 3389), ignored.
@@ -72,7 +73,7 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
     let mut remote = *ch.remote.borrow_and_update();
     // Where packets go: the SDP address until a packet from the far end says otherwise.
     let mut send_to = remote.map(|r| r.addr);
-    let mut latched = false;
+    let mut latched: Option<SocketAddr> = None;
     let mut receiver = DtmfReceiver::new();
     let mut sender = DtmfSender::new();
     let mut first_packet = true;
@@ -86,11 +87,25 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
                     stats.dropped_in += 1;
                     continue;
                 };
+                // Only the far end's packets: before latching, from the SDP's address (any port,
+                // its NAT may rewrite it) or from anywhere when the SDP's address is not public
+                // (a far end behind NAT advertising its private address); once latched, from the
+                // latched source or the SDP's address. Others are dropped: no injected audio, and
+                // our audio never follows a stranger (RTP bleed).
+                let expected = from.ip() == r.addr.ip();
+                let acceptable = match latched {
+                    Some(source) => from == source || expected,
+                    None => expected || !is_public(r.addr.ip()),
+                };
+                if !acceptable {
+                    stats.dropped_in += 1;
+                    continue;
+                }
                 let pt = packet.payload_type;
                 if pt == r.payload_type {
-                    if !latched {
+                    if latched != Some(from) {
                         send_to = Some(from);
-                        latched = true;
+                        latched = Some(from);
                     }
                     stats.packets_in += 1;
                     if packet.payload.len() != G711_FRAME {
@@ -163,7 +178,7 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
                 let next = *ch.remote.borrow_and_update();
                 if next.map(|r| r.addr) != remote.map(|r| r.addr) {
                     send_to = next.map(|r| r.addr);
-                    latched = false;
+                    latched = None;
                 }
                 remote = next;
             }
@@ -182,7 +197,7 @@ pub fn bind_in_range(ip: std::net::IpAddr, low: u16, high: u16, start: u32) -> s
     let first = low + (low % 2);
     let count = u32::from((high.saturating_sub(first)) / 2 + 1);
     for i in 0..count {
-        let port = first + (((start + i) % count) * 2) as u16;
+        let port = first + ((start.wrapping_add(i) % count) * 2) as u16;
         if let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) {
             socket.set_nonblocking(true)?;
             return UdpSocket::from_std(socket);
@@ -263,6 +278,10 @@ mod tests {
         let n = Rtp::new(0, 8, 1760, 42, &[0x22; G711_FRAME]).write_to(&mut out).expect("write");
         nat_peer.send_to(&out[..n], s.local).await.expect("send");
         nat_peer.send_to(b"not rtp", s.local).await.expect("send");
+        // A stranger (another address) is ignored: its audio is not passed on, ours does not follow it.
+        let stranger = UdpSocket::bind("127.0.0.2:0").await.expect("bind 127.0.0.2");
+        let n = Rtp::new(8, 50, 9000, 77, &[0x44; G711_FRAME]).write_to(&mut out).expect("write");
+        stranger.send_to(&out[..n], s.local).await.expect("send");
         // After them, the next audio packet is the next one passed on.
         let n = Rtp::new(8, 9, 1920, 42, &[0x33; G711_FRAME]).write_to(&mut out).expect("write");
         nat_peer.send_to(&out[..n], s.local).await.expect("send");

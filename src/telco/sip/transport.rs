@@ -33,8 +33,9 @@ const WRITE_QUEUE: usize = 256;
 const MAX_CONNECTIONS: usize = 1024;
 /// A TCP connect to the trunk gives up after this long.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// A TCP connection silent this long is closed (RFC 5626 keepalives are CRLF every ~2 min).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// A TCP connection silent this long is closed. Longer than a registration refresh (75 % of
+/// an hour) and a session refresh (half of 30 min), so connections carrying them stay up.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
 
 /// One received message and where it came from.
 #[derive(Debug)]
@@ -268,16 +269,32 @@ impl SipTransport {
     }
 }
 
+/// Receive buffer asked for on the SIP UDP socket: a burst of set-ups (three responses of
+/// about 1 KB per call) must not overflow the kernel's default 208 KB before the core reads it.
+/// The kernel caps it at `net.core.rmem_max`.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    if let Err(err) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!(error = %err, "SIP receive buffer left at the kernel default");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// UDP and TCP on the same address; with port 0, a port free for both.
 async fn bind_pair(listen: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     if listen.port() != 0 {
-        let udp = UdpSocket::bind(listen).await?;
+        let udp = udp_socket(listen)?;
         let tcp = TcpListener::bind(listen).await?;
         return Ok((udp, tcp));
     }
     let mut last = None;
     for _ in 0..32 {
-        let udp = UdpSocket::bind(listen).await?;
+        let udp = udp_socket(listen)?;
         let addr = udp.local_addr()?;
         match TcpListener::bind(addr).await {
             Ok(tcp) => return Ok((udp, tcp)),

@@ -37,7 +37,7 @@ use super::transaction::{Output, Peer, Timers, Transport as Kind, TxEvent, TxKey
 use super::transport::{INBOUND_QUEUE, Inbound, SipTransport};
 use crate::BoxFuture;
 use crate::e164::E164;
-use crate::telco::LinkState;
+use crate::telco::{LinkState, is_public};
 use crate::telco::rtp::session::{self as media, MediaChannels, RemoteMedia};
 use crate::telco::voice::{
     Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, Refusal,
@@ -51,6 +51,8 @@ pub type Owned = Arc<dyn Fn(&E164) -> bool + Send + Sync>;
 pub const MAX_CALLS: usize = 4096;
 /// Commands queued towards the core at most.
 const COMMAND_QUEUE: usize = 4096;
+/// Received messages handled in one turn of the core before commands and timers.
+const INBOUND_BATCH: usize = 64;
 /// RFC 4028 Min-SE: the smallest session interval we accept.
 const MIN_SE_SECS: u64 = 90;
 const USER_AGENT: &str = concat!("agentline/", env!("CARGO_PKG_VERSION"));
@@ -85,6 +87,9 @@ pub struct SipSettings {
     /// Whether agents' SIP endpoints may be on loopback or private addresses (tests, a PBX on
     /// the operator's own network); off, such URIs are refused.
     pub allow_private_endpoints: bool,
+    /// Networks the carrier sends from besides the trunk host's addresses (its published
+    /// signalling ranges): INVITEs are taken from these, and agents' endpoints may not be there.
+    pub carrier_networks: Vec<Cidr>,
     pub timers: Timers,
 }
 
@@ -94,6 +99,10 @@ pub struct SipNetwork {
     link: watch::Receiver<LinkState>,
     local: SocketAddr,
     allow_private_endpoints: bool,
+    carrier: Carrier,
+    trunk_port: u16,
+    /// Our own signalling address as advertised: never an agent's endpoint either.
+    public: SocketAddr,
 }
 
 impl std::fmt::Debug for SipNetwork {
@@ -152,14 +161,16 @@ impl SipNetwork {
             if settings.register { LinkState::Down { reason: "not registered yet".to_owned() } } else { LinkState::Up };
         let (link_tx, link_rx) = watch::channel(initial);
         let allow_private_endpoints = settings.allow_private_endpoints;
+        let carrier = Carrier { trunk: trunk_ips.clone(), networks: settings.carrier_networks.clone() };
         let trunk = Peer { addr: trunk_addr, transport: if settings.tcp { Kind::Tcp } else { Kind::Udp } };
+        let trunk_port = settings.trunk_port;
         let core = Core {
             tx: TxLayer::new(settings.timers),
             settings,
             outbox: Vec::new(),
             listen_ip: local.ip(),
             trunk,
-            trunk_ips,
+            carrier: carrier.clone(),
             public,
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
@@ -173,7 +184,14 @@ impl SipNetwork {
             registration: Registration::default(),
         };
         tasks.push(tokio::spawn(core.run(transport, inbound_rx, commands_rx, stop)));
-        Ok((Self { commands: commands_tx, link: link_rx, local, allow_private_endpoints }, tasks))
+        Ok((
+            Self { commands: commands_tx, link: link_rx, local, allow_private_endpoints, carrier, trunk_port, public },
+            tasks,
+        ))
+    }
+
+    fn carrier_port(&self) -> u16 {
+        self.trunk_port
     }
 
     /// Where SIP is received (UDP and TCP).
@@ -198,6 +216,19 @@ impl VoiceNetwork for SipNetwork {
     fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
         Box::pin(async move {
             let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await?;
+            // On loopback/private networks (tests, a PBX next to us) the carrier and the agent may
+            // share an address: there only the exact signalling address is refused.
+            let shared_host = self.allow_private_endpoints && !is_public(peer.addr.ip());
+            let is_carrier = if shared_host {
+                self.carrier.trunk.iter().any(|ip| SocketAddr::new(*ip, self.carrier_port()) == peer.addr)
+            } else {
+                self.carrier.contains(peer.addr.ip())
+            };
+            if is_carrier || peer.addr == self.public || peer.addr == self.local {
+                return Err(DialError::BadTarget(
+                    "the SIP URI points at the carrier or at this service; dial phone numbers with `to`".to_owned(),
+                ));
+            }
             let (reply, answer) = oneshot::channel();
             self.commands
                 .send(Command::DialUri { from, uri, peer, reply })
@@ -258,29 +289,55 @@ pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
     Ok(uri)
 }
 
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)))
+
+/// An IP network, `203.0.113.0/24` or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `ADDR/PREFIX` or a bare address.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (addr, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
+        let network: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP network"))?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: bad prefix length"))?
+        };
+        Ok(Self { network, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.network, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
         }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-                || v6.to_ipv4_mapped().is_some_and(|v4| !is_public(IpAddr::V4(v4))))
-        }
+    }
+}
+
+/// Where the carrier is: the trunk host's addresses and its declared networks. Agents' SIP
+/// endpoints may not be there (calling the carrier directly would place PSTN calls outside the
+/// dial path), and only from there are INVITEs taken.
+#[derive(Debug, Clone)]
+struct Carrier {
+    trunk: Vec<IpAddr>,
+    networks: Vec<Cidr>,
+}
+
+impl Carrier {
+    fn contains(&self, ip: IpAddr) -> bool {
+        self.trunk.contains(&ip) || self.networks.iter().any(|n| n.contains(ip))
     }
 }
 
@@ -307,6 +364,18 @@ fn to_codec(codec: sdp::Codec) -> Codec {
         sdp::Codec::Pcma => Codec::Pcma,
         sdp::Codec::G722 => Codec::G722,
     }
+}
+
+/// The far end's media as negotiated; for a dialog with an agent's endpoint (`guarded`), an
+/// address that is not public gets no media from us: an endpoint that passed the address check
+/// must not steer our RTP into the operator's network afterwards.
+fn guarded_media(n: &Negotiated, guarded: bool) -> Option<RemoteMedia> {
+    remote_media(n).map(|mut m| {
+        if guarded && !is_public(m.addr.ip()) {
+            m.send = false;
+        }
+        m
+    })
 }
 
 fn remote_media(n: &Negotiated) -> Option<RemoteMedia> {
@@ -363,6 +432,25 @@ struct MediaCtl {
     negotiated: Option<Negotiated>,
     /// Bumped when our description changes (RFC 3264 §8).
     version: u64,
+    /// The description we last sent: re-sent identical (same version) when nothing changed.
+    last_sdp: Option<Vec<u8>>,
+    /// Our offer went in a 2xx (a re-INVITE without SDP): the answer comes in the ACK.
+    awaiting_answer: bool,
+}
+
+/// Builds our next description with the current version, bumping the version when it differs
+/// from the one last sent (RFC 3264 §8: same version, same bytes).
+fn stamp_sdp(media: &mut MediaCtl, build: impl Fn(&LocalMedia) -> Option<Vec<u8>>) -> Option<Vec<u8>> {
+    let mut local = media.local.clone();
+    local.origin.session_version = media.version.to_string();
+    let mut body = build(&local)?;
+    if media.last_sdp.as_ref().is_some_and(|last| *last != body) {
+        media.version += 1;
+        local.origin.session_version = media.version.to_string();
+        body = build(&local)?;
+    }
+    media.last_sdp = Some(body.clone());
+    Some(body)
 }
 
 /// One call's dialog and the handles of its leg.
@@ -400,6 +488,8 @@ struct Call {
     session_interval: Option<Duration>,
     /// Outbound: give up on a call that never got a final answer.
     give_up_at: Option<Instant>,
+    /// Inbound: hung up between our 2xx and its ACK; the BYE waits for the ACK (§15).
+    bye_after_ack: bool,
 }
 
 #[derive(Default)]
@@ -420,7 +510,7 @@ struct Core {
     /// The IP the transports listen on; RTP sockets bind there too.
     listen_ip: IpAddr,
     trunk: Peer,
-    trunk_ips: Vec<IpAddr>,
+    carrier: Carrier,
     public: SocketAddr,
     calls: HashMap<u64, Call>,
     by_call_id: HashMap<String, u64>,
@@ -436,6 +526,8 @@ struct Core {
 
 /// The id under which registration transactions are filed in `by_tx`.
 const REGISTRATION: u64 = 0;
+/// The id of BYEs for dialogs we never kept (stray or forked 2xx).
+const STRAY: u64 = u64::MAX;
 
 impl Core {
     async fn run(
@@ -457,8 +549,23 @@ impl Core {
             }
             let deadline = self.next_deadline();
             tokio::select! {
+                // Input first: under load, a response already waiting must be seen before the
+                // timer that would retransmit its request fires.
+                biased;
                 message = inbound.recv() => match message {
-                    Some(Inbound { message, from }) => self.tx.on_message(message, from, Instant::now().into_std()),
+                    Some(first) => {
+                        // Take what else is queued in the same turn (bounded), then timers.
+                        let mut next = Some(first);
+                        let mut taken = 0;
+                        while let Some(Inbound { message, from }) = next {
+                            if self.screen(&message, from) {
+                                self.tx.on_message(message, from, Instant::now().into_std());
+                            }
+                            self.flush();
+                            taken += 1;
+                            next = if taken < INBOUND_BATCH { inbound.try_recv().ok() } else { None };
+                        }
+                    }
                     None => break,
                 },
                 command = commands.recv() => match command {
@@ -482,6 +589,46 @@ impl Core {
             transport.send(to, bytes);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    /// Requests that would only cost us state are answered statelessly here, before the
+    /// transaction layer: a new INVITE (or any out-of-dialog request but OPTIONS) from outside
+    /// the carrier gets 403, a request for a dialog we do not have gets 481, a stray ACK is
+    /// dropped. Nothing is retransmitted for them and no transaction is held. Returns whether
+    /// the message goes on.
+    fn screen(&mut self, message: &Message, from: Peer) -> bool {
+        let Some(method) = message.method() else { return true };
+        let in_dialog = message.to().ok().is_some_and(|t| t.tag().is_some());
+        let known = message.call_id().ok().is_some_and(|c| self.by_call_id.contains_key(c));
+        let from_carrier = self.carrier.contains(from.addr.ip());
+        let refusal = match (method, in_dialog) {
+            (Method::Ack, _) => return known || from_carrier,
+            (Method::Cancel, _) if !from_carrier && !known => Some((481, "Call/Transaction Does Not Exist")),
+            (Method::Options, false) => {
+                if let Ok(mut ok) = Message::response(message, 200, "OK", Some(&token())) {
+                    let headers = ok.headers_mut();
+                    let _ = headers.push("Allow", ALLOW);
+                    let _ = headers.push("Accept", "application/sdp");
+                    let _ = headers.push("Supported", "timer");
+                    self.tx.send_stateless(&ok, from);
+                }
+                return false;
+            }
+            (_, false) if !from_carrier => Some((403, "Forbidden")),
+            (Method::Invite | Method::Bye | Method::Update | Method::Info, true) if !known => {
+                Some((481, "Call/Transaction Does Not Exist"))
+            }
+            _ => None,
+        };
+        match refusal {
+            Some((code, reason)) => {
+                if let Ok(response) = Message::response(message, code, reason, Some(&token())) {
+                    self.tx.send_stateless(&response, from);
+                }
+                false
+            }
+            None => true,
+        }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -637,7 +784,9 @@ impl Core {
     }
 
     fn respond(&mut self, request: &Message, code: u16, reason: &str, to_tag: Option<&str>) {
-        match Message::response(request, code, reason, to_tag) {
+        // A final response outside a dialog still carries a To tag (§8.2.6.2).
+        let fresh = (code > 100 && to_tag.is_none()).then(token);
+        match Message::response(request, code, reason, to_tag.or(fresh.as_deref())) {
             Ok(mut response) => {
                 let _ = response.headers_mut().push("Server", USER_AGENT);
                 if code == 405 {
@@ -711,7 +860,8 @@ impl Core {
         self.decorate_invite(&mut invite);
         let id = self.next_id;
         self.next_id += 1;
-        let (leg, ctl) = self.leg(id, socket, local, None, Codec::Pcmu);
+        let (leg, mut ctl) = self.leg(id, socket, local, None, Codec::Pcmu);
+        ctl.1.last_sdp = Some(invite.body().to_vec());
         let Some(key) = self.send_request(id, Purpose::Invite, invite.clone(), peer) else {
             return Err(DialError::Unavailable);
         };
@@ -744,6 +894,7 @@ impl Core {
                 expire_at: None,
                 session_interval: None,
                 give_up_at: Some(now + self.settings.invite_timeout),
+                bye_after_ack: false,
             },
         );
         Ok(leg)
@@ -799,7 +950,15 @@ impl Core {
             }
         });
         let leg = Leg { codec, events, commands, media_in, media_out, jitter_frames: self.settings.jitter_frames };
-        let ctl = MediaCtl { remote: remote_tx, dtmf: dtmf_tx, local, negotiated: None, version: 1 };
+        let ctl = MediaCtl {
+            remote: remote_tx,
+            dtmf: dtmf_tx,
+            local,
+            negotiated: None,
+            version: 1,
+            last_sdp: None,
+            awaiting_answer: false,
+        };
         (leg, (events_tx, ctl))
     }
 
@@ -841,15 +1000,23 @@ impl Core {
             }
             (Dir::Out, Phase::Cancelling) => {}
             (Dir::In, Phase::Early) => self.answer_offer(id, refuse_with.unwrap_or(480)),
-            (_, Phase::Accepted | Phase::Confirmed) => {
-                let peer = call.peer;
-                if let Some(bye) = self.in_dialog(id, Method::Bye) {
-                    self.send_request(id, Purpose::Bye, bye, peer);
-                }
-                self.remove(id);
+            (Dir::In, Phase::Accepted) => {
+                // §15: the callee sends no BYE before the ACK (or its timeout).
+                call.bye_after_ack = true;
             }
+            (_, Phase::Accepted | Phase::Confirmed) => self.send_bye(id),
             (Dir::In, Phase::Cancelling) => self.remove(id),
         }
+    }
+
+    /// BYE in the dialog, to the remote target, and the call is gone.
+    fn send_bye(&mut self, id: u64) {
+        let Some(call) = self.calls.get(&id) else { return };
+        let peer = self.target_peer(call);
+        if let Some(bye) = self.in_dialog(id, Method::Bye) {
+            self.send_request(id, Purpose::Bye, bye, peer);
+        }
+        self.remove(id);
     }
 
     fn send_cancel(&mut self, id: u64) {
@@ -868,6 +1035,8 @@ impl Core {
     fn remove(&mut self, id: u64) {
         if let Some(call) = self.calls.remove(&id) {
             self.by_call_id.remove(&call.call_id);
+            // Its transactions' answers go nowhere now (a late 2xx is ACKed and BYEd as stray).
+            self.by_tx.retain(|_, (owner, _)| *owner != id);
         }
     }
 
@@ -878,29 +1047,96 @@ impl Core {
             TxEvent::CancelFor { invite, .. } => self.on_cancelled(invite),
             TxEvent::Response { key, response } => self.on_response(key, response),
             TxEvent::Timeout { key } => self.on_tx_timeout(key),
-            TxEvent::StrayResponse { response, .. } => self.on_stray(response),
+            TxEvent::StrayResponse { response, from } => self.on_stray(response, from),
         }
     }
 
     fn on_response(&mut self, key: TxKey, response: Message) {
-        let Some(&(id, purpose)) = self.by_tx.get(&key) else { return };
         let Some(code) = response.status_code() else { return };
-        if code >= 200 && !(purpose == Purpose::Invite && (200..300).contains(&code)) {
+        let Some(&(id, purpose)) = self.by_tx.get(&key) else {
+            // A 2xx for a call that is gone (it crossed our hang-up): ACK it, then BYE.
+            if (200..300).contains(&code) && matches!(response.cseq(), Ok((_, Method::Invite))) {
+                let trunk = self.trunk;
+                self.ack_and_bye(&response, trunk);
+            }
+            return;
+        };
+        let invite_2xx = matches!(purpose, Purpose::Invite | Purpose::Refresh) && (200..300).contains(&code);
+        // An INVITE's 2xx stays filed: its retransmissions must be ACKed again (until the call ends).
+        if code >= 200 && !invite_2xx {
             self.by_tx.remove(&key);
         }
         match purpose {
             Purpose::Register => self.on_register_response(code, &response),
             Purpose::Invite => self.on_invite_response(id, key, code, &response),
-            Purpose::Refresh => {
-                if (200..300).contains(&code) {
-                    self.ack_2xx(id, &response);
-                    self.arm_session_timer(id, &response, Dir::Out);
-                } else if code >= 300 && matches!(code, 408 | 481) {
-                    self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(code) });
-                    self.remove(id);
-                }
-            }
+            Purpose::Refresh => self.on_refresh_response(id, code, &response),
             Purpose::Cancel | Purpose::Bye => {}
+        }
+    }
+
+    /// The answer to our session-refresh re-INVITE.
+    fn on_refresh_response(&mut self, id: u64, code: u16, response: &Message) {
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if (200..300).contains(&code) {
+            if let Some(ack) = call.ack.clone() {
+                // A retransmission: our ACK was lost.
+                let to = self.ack_destination(id);
+                self.outbox.push((to, ack));
+                return;
+            }
+            if response.has_sdp() {
+                self.take_answer(id, response);
+            }
+            self.ack_2xx(id, response);
+            self.arm_session_timer(id, response, Dir::Out);
+        } else if matches!(code, 408 | 481) {
+            // The dialog is gone at the far end (RFC 4028 §10, RFC 3261 §12.2.1.2).
+            self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(code) });
+            self.remove(id);
+        } else if code >= 300 {
+            // 491 (glare) and transient failures: try again shortly; the session is still up.
+            let retry = if code == 491 { Duration::from_millis(2100) } else { Duration::from_secs(10) };
+            call.refresh_at = Some(Instant::now() + retry);
+        }
+    }
+
+    /// ACKs a 2xx that belongs to no dialog of ours (a fork we did not take, or a call already
+    /// gone), then ends that dialog with BYE (RFC 3261 §13.2.2.4).
+    fn ack_and_bye(&mut self, response: &Message, fallback: Peer) {
+        let (Ok((number, _)), Ok(call_id), Ok(from), Ok(to)) =
+            (response.cseq(), response.call_id(), response.from(), response.to())
+        else {
+            return;
+        };
+        let Some(contact) = response.contact().ok().and_then(|c| c.into_iter().next()) else { return };
+        let route: Vec<NameAddr> = response.record_route().unwrap_or_default().into_iter().rev().collect();
+        let first_hop = route.first().map(|r| &r.uri).unwrap_or(&contact.uri);
+        let host = first_hop.host.trim_start_matches('[').trim_end_matches(']');
+        let peer = match host.parse::<IpAddr>() {
+            Ok(ip) if self.carrier.contains(ip) => {
+                Peer { addr: SocketAddr::new(ip, first_hop.port.unwrap_or(5060)), transport: fallback.transport }
+            }
+            _ => fallback,
+        };
+        let call_id = call_id.to_owned();
+        for (method, cseq) in [(Method::Ack, number), (Method::Bye, number.saturating_add(1))] {
+            let head = RequestHead {
+                uri: contact.uri.clone(),
+                via: self.via(peer),
+                from: from.clone(),
+                to: to.clone(),
+                call_id: call_id.clone(),
+                cseq,
+                max_forwards: 70,
+                route: route.clone(),
+                contact: None,
+            };
+            let Ok(request) = Message::request(method.clone(), &head) else { return };
+            if method == Method::Ack {
+                self.outbox.push((peer, Bytes::from(request.to_bytes())));
+            } else {
+                self.send_request(STRAY, Purpose::Bye, request, peer);
+            }
         }
     }
 
@@ -912,11 +1148,15 @@ impl Core {
             }
             return;
         };
-        if code == 100 {
-            return;
-        }
         if code < 200 {
+            // Any provisional, 100 included, allows a CANCEL (§9.1).
             call.provisional_seen = true;
+            if code == 100 {
+                if call.cancel_due {
+                    self.send_cancel(id);
+                }
+                return;
+            }
             if let Some(tag) = response.to().ok().and_then(|t| t.tag().map(str::to_owned)) {
                 call.remote_tag = Some(tag);
             }
@@ -938,19 +1178,23 @@ impl Core {
             return;
         }
         if (200..300).contains(&code) {
-            let already = call.ack.is_some();
-            call.remote_tag = response.to().ok().and_then(|t| t.tag().map(str::to_owned));
-            call.remote_target = response.contact().ok().and_then(|c| c.into_iter().next()).map(|c| c.uri);
-            call.route_set = response.record_route().unwrap_or_default().into_iter().rev().collect();
-            call.give_up_at = None;
-            if already {
-                // A retransmitted 2xx: our ACK was lost.
-                if let Some(ack) = call.ack.clone() {
+            let tag = response.to().ok().and_then(|t| t.tag().map(str::to_owned));
+            if let Some(ack) = call.ack.clone() {
+                if tag == call.remote_tag {
+                    // A retransmitted 2xx: our ACK was lost.
                     let to = self.ack_destination(id);
                     self.outbox.push((to, ack));
+                } else {
+                    // Another fork answered too: ACK and release it; our dialog stays as it is.
+                    let peer = call.peer;
+                    self.ack_and_bye(response, peer);
                 }
                 return;
             }
+            call.remote_tag = tag;
+            call.remote_target = response.contact().ok().and_then(|c| c.into_iter().next()).map(|c| c.uri);
+            call.route_set = response.record_route().unwrap_or_default().into_iter().rev().collect();
+            call.give_up_at = None;
             let cancelling = call.phase == Phase::Cancelling;
             if response.has_sdp() {
                 self.take_answer(id, response);
@@ -997,7 +1241,8 @@ impl Core {
         };
         let codec = to_codec(negotiated.codec);
         let changed = call.media.negotiated.as_ref().is_none_or(|n| to_codec(n.codec) != codec);
-        let _ = call.media.remote.send(remote_media(&negotiated));
+        let guarded = !call.to_trunk && !self.settings.allow_private_endpoints;
+        let _ = call.media.remote.send(guarded_media(&negotiated, guarded));
         call.media.negotiated = Some(negotiated);
         if changed && codec != Codec::Pcmu {
             self.tell(id, LegEvent::CodecChanged(codec));
@@ -1017,6 +1262,8 @@ impl Core {
         let Some(uri) = uri else { return call.peer };
         let host = uri.host.trim_start_matches('[').trim_end_matches(']');
         match host.parse::<IpAddr>() {
+            // An agent's endpoint may not redirect our requests into the operator's network.
+            Ok(ip) if !call.to_trunk && !self.settings.allow_private_endpoints && !is_public(ip) => call.peer,
             Ok(ip) => {
                 let tcp = uri.transport().is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
                 let transport = if tcp || call.peer.transport == Kind::Tcp { Kind::Tcp } else { Kind::Udp };
@@ -1074,7 +1321,10 @@ impl Core {
     }
 
     fn on_tx_timeout(&mut self, key: TxKey) {
-        let Some((id, purpose)) = self.by_tx.remove(&key) else { return };
+        let Some((id, purpose)) = self.by_tx.remove(&key) else {
+            self.on_server_timeout(&key);
+            return;
+        };
         match purpose {
             Purpose::Invite => {
                 if self.calls.get(&id).is_some_and(|c| c.invite.as_ref().is_some_and(|(k, _)| *k == key)) {
@@ -1091,19 +1341,50 @@ impl Core {
         }
     }
 
+    /// An INVITE we were answering timed out: no ACK for our 2xx (BYE it, §13.3.1.4), or no
+    /// final answer within the transaction's life (the caller has given up).
+    fn on_server_timeout(&mut self, key: &TxKey) {
+        let id = self.calls.iter().find(|(_, c)| c.offer.as_ref().is_some_and(|(k, _)| k == key)).map(|(id, _)| *id);
+        let Some(id) = id else { return };
+        match self.calls.get(&id).map(|c| c.phase) {
+            Some(Phase::Accepted) => {
+                tracing::info!(call_id = %self.calls[&id].call_id, "no ACK for our 2xx; ending the call");
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
+                self.send_bye(id);
+            }
+            Some(Phase::Early) => {
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
+                self.remove(id);
+            }
+            _ => {}
+        }
+    }
+
     /// A response no transaction wanted: a 2xx retransmitted after the INVITE transaction
     /// ended. Its ACK is re-sent; a 2xx for a call we no longer have gets ACK and BYE.
-    fn on_stray(&mut self, response: Message) {
+    fn on_stray(&mut self, response: Message, from: Peer) {
         let Some(code) = response.status_code() else { return };
         if !(200..300).contains(&code) || !matches!(response.cseq(), Ok((_, Method::Invite))) {
             return;
         }
         let Ok(call_id) = response.call_id() else { return };
-        if let Some(&id) = self.by_call_id.get(call_id)
-            && let Some(ack) = self.calls.get(&id).and_then(|c| c.ack.clone())
-        {
-            let to = self.ack_destination(id);
-            self.outbox.push((to, ack));
+        match self.by_call_id.get(call_id).copied() {
+            Some(id) => {
+                let tag = response.to().ok().and_then(|t| t.tag().map(str::to_owned));
+                let Some(call) = self.calls.get(&id) else { return };
+                match call.ack.clone() {
+                    Some(ack) if tag == call.remote_tag => {
+                        let to = self.ack_destination(id);
+                        self.outbox.push((to, ack));
+                    }
+                    _ => {
+                        let peer = call.peer;
+                        self.ack_and_bye(&response, peer);
+                    }
+                }
+            }
+            None if self.carrier.contains(from.addr.ip()) => self.ack_and_bye(&response, from),
+            None => {}
         }
     }
 
@@ -1135,7 +1416,8 @@ impl Core {
         let interval = call.session_interval.unwrap_or(self.settings.session_expires);
         let peer = self.target_peer(call);
         let contact = self.contact(call.local_uri.uri.user.as_deref().unwrap_or("agentline"), peer);
-        let body = self.current_sdp(id, false);
+        // Nothing changed: the description we last sent, byte for byte (same version).
+        let body = call.media.last_sdp.clone();
         let Some(mut request) = self.in_dialog(id, Method::Invite) else { return };
         let headers = request.headers_mut();
         let _ = headers.push("Contact", &contact.to_string());
@@ -1149,22 +1431,16 @@ impl Core {
             && let Some(call) = self.calls.get_mut(&id)
         {
             call.invite = Some((key, request));
+            call.ack = None;
             call.refresh_at = Some(now + interval / 2);
         }
     }
 
-    /// Our description as it stands; `bump` when it changed.
-    fn current_sdp(&mut self, id: u64, bump: bool) -> Option<Vec<u8>> {
+    /// A fresh offer of ours (for a re-INVITE that brought none), versioned against the last
+    /// description sent.
+    fn current_sdp(&mut self, id: u64) -> Option<Vec<u8>> {
         let call = self.calls.get_mut(&id)?;
-        if bump {
-            call.media.version += 1;
-        }
-        call.media.local.origin.session_version = call.media.version.to_string();
-        let mut local = call.media.local.clone();
-        if let Some(n) = &call.media.negotiated {
-            local.codecs = vec![n.codec];
-        }
-        sdp::offer(&local).ok().map(|sd| sd.to_bytes())
+        stamp_sdp(&mut call.media, |local| sdp::offer(local).ok().map(|sd| sd.to_bytes()))
     }
 
     // ----- inbound -----------------------------------------------------------------------
@@ -1202,9 +1478,9 @@ impl Core {
                 // A session refresh without a new description (an offer in UPDATE is refused).
                 if request.has_sdp() {
                     self.respond(&request, 488, "Not Acceptable Here", None);
-                } else {
-                    self.respond(&request, 200, "OK", None);
-                    self.arm_session_timer(id, &request, Dir::In);
+                } else if let Ok(mut ok) = Message::response(&request, 200, "OK", None) {
+                    self.session_timer_answer(id, &request, &mut ok);
+                    self.send_response(ok);
                 }
             }
             (Method::Info, Some(id)) => self.on_info(id, &request),
@@ -1217,7 +1493,7 @@ impl Core {
     }
 
     fn on_invite(&mut self, key: TxKey, request: Message, from: Peer) {
-        if !self.trunk_ips.contains(&from.addr.ip()) {
+        if !self.carrier.contains(from.addr.ip()) {
             tracing::info!(peer = %from.addr, "INVITE from a source other than the trunk refused");
             self.respond(&request, 403, "Forbidden", None);
             return;
@@ -1234,10 +1510,20 @@ impl Core {
             self.respond(&request, 503, "Service Unavailable", None);
             return;
         }
+        let unsupported: Vec<&str> =
+            request.require().into_iter().filter(|t| !t.eq_ignore_ascii_case("timer")).collect();
+        if !unsupported.is_empty() {
+            // §8.2.2.3: we do not do 100rel (or anything else the caller requires).
+            if let Ok(mut bad) = Message::response(&request, 420, "Bad Extension", Some(&token())) {
+                let _ = bad.headers_mut().push("Unsupported", &unsupported.join(", "));
+                self.send_response(bad);
+            }
+            return;
+        }
         if let Ok(Some(se)) = request.session_expires()
             && u64::from(se.delta_secs) < MIN_SE_SECS
         {
-            if let Ok(mut too_small) = Message::response(&request, 422, "Session Interval Too Small", None) {
+            if let Ok(mut too_small) = Message::response(&request, 422, "Session Interval Too Small", Some(&token())) {
                 let _ = too_small.headers_mut().push("Min-SE", &MIN_SE_SECS.to_string());
                 self.send_response(too_small);
             }
@@ -1315,6 +1601,7 @@ impl Core {
                 expire_at: None,
                 session_interval: None,
                 give_up_at: None,
+                bye_after_ack: false,
             },
         );
     }
@@ -1343,30 +1630,25 @@ impl Core {
         }
         if code == 200 {
             let body = self.answer_body(id, &request);
-            if let Some(se) = request.session_expires().ok().flatten()
-                && !self.settings.session_expires.is_zero()
-            {
-                let secs = u64::from(se.delta_secs).min(self.settings.session_expires.as_secs()).max(MIN_SE_SECS);
-                let refresher = match se.refresher {
-                    Some(Refresher::Uas) => "uas",
-                    _ => "uac",
-                };
-                let headers = response.headers_mut();
-                let _ = headers.push("Session-Expires", &format!("{secs};refresher={refresher}"));
-                if request.supported().iter().any(|t| t.eq_ignore_ascii_case("timer")) {
-                    let _ = headers.push("Require", "timer");
-                }
+            if !self.settings.session_expires.is_zero() {
+                self.session_timer_answer(id, &request, &mut response);
             }
             if let Some(body) = body {
                 let _ = response.set_body("application/sdp", body);
             }
-            self.arm_session_timer(id, &response, Dir::In);
         }
-        self.send_response(response);
+        let sent = self.tx.send_response(response, std::time::Instant::now());
+        if let Err(err) = &sent {
+            tracing::info!(error = ?err, "an incoming INVITE could not be answered (its transaction ended)");
+        }
         let Some(call) = self.calls.get_mut(&id) else { return };
-        match code {
-            180 => {}
-            200 => call.phase = Phase::Accepted,
+        match (code, sent) {
+            (180, Ok(())) => {}
+            (200, Ok(())) => call.phase = Phase::Accepted,
+            (_, Err(_)) => {
+                self.tell(id, LegEvent::Hangup { cause: HangupCause::Cancelled, sip_code: None });
+                self.remove(id);
+            }
             _ => self.remove(id),
         }
     }
@@ -1376,10 +1658,9 @@ impl Core {
         let call = self.calls.get_mut(&id)?;
         if request.has_sdp() {
             let offer = SessionDescription::parse(request.body()).ok()?;
-            let (answer, _) = sdp::answer(&offer, &call.media.local).ok()?;
-            Some(answer.to_bytes())
+            stamp_sdp(&mut call.media, |l| sdp::answer(&offer, l).ok().map(|(sd, _)| sd.to_bytes()))
         } else {
-            sdp::offer(&call.media.local).ok().map(|sd| sd.to_bytes())
+            stamp_sdp(&mut call.media, |l| sdp::offer(l).ok().map(|sd| sd.to_bytes()))
         }
     }
 
@@ -1392,16 +1673,23 @@ impl Core {
         if call.phase == Phase::Accepted {
             call.phase = Phase::Confirmed;
         }
-        // Late offer: the answer comes in the ACK.
-        if request.has_sdp() && call.media.negotiated.is_none() {
+        if call.bye_after_ack {
+            self.send_bye(id);
+            return;
+        }
+        // Our offer was in the 2xx (late offer, or a re-INVITE without SDP): the answer is here.
+        if request.has_sdp() && (call.media.negotiated.is_none() || call.media.awaiting_answer) {
+            call.media.awaiting_answer = false;
             let negotiated = SessionDescription::parse(request.body())
                 .ok()
                 .and_then(|sd| sdp::accept_answer(&sd, &call.media.local).ok());
             if let Some(n) = negotiated {
                 let codec = to_codec(n.codec);
-                let _ = call.media.remote.send(remote_media(&n));
+                let guarded = !call.to_trunk && !self.settings.allow_private_endpoints;
+                let _ = call.media.remote.send(guarded_media(&n, guarded));
+                let old = call.media.negotiated.as_ref().map_or(Codec::Pcmu, |n| to_codec(n.codec));
                 call.media.negotiated = Some(n);
-                if codec != Codec::Pcmu {
+                if codec != old {
                     self.tell(id, LegEvent::CodecChanged(codec));
                 }
             }
@@ -1435,22 +1723,30 @@ impl Core {
             if let Some(n) = &call.media.negotiated {
                 local.codecs.sort_by_key(|c| *c != n.codec);
             }
-            local.origin.session_version = call.media.version.to_string();
-            let Ok((answer, negotiated)) = sdp::answer(&offer, &local) else {
+            let Ok((_, negotiated)) = sdp::answer(&offer, &local) else {
                 self.respond(&request, 488, "Not Acceptable Here", None);
                 return;
             };
             let old = call.media.negotiated.as_ref().map(|n| to_codec(n.codec));
             let codec = to_codec(negotiated.codec);
-            let _ = call.media.remote.send(remote_media(&negotiated));
+            let guarded = !call.to_trunk && !self.settings.allow_private_endpoints;
+            let _ = call.media.remote.send(guarded_media(&negotiated, guarded));
             call.media.negotiated = Some(negotiated);
+            call.media.awaiting_answer = false;
+            // The answer, versioned against what we sent before (same bytes, same version).
+            let body = stamp_sdp(&mut call.media, |l| {
+                let mut l = l.clone();
+                l.codecs = local.codecs.clone();
+                sdp::answer(&offer, &l).ok().map(|(sd, _)| sd.to_bytes())
+            });
             if old != Some(codec) {
                 self.tell(id, LegEvent::CodecChanged(codec));
             }
-            Some(answer.to_bytes())
+            body
         } else {
             // No offer: ours goes in the 200 and the answer comes in the ACK.
-            self.current_sdp(id, false)
+            call.media.awaiting_answer = true;
+            self.current_sdp(id)
         };
         let Some(call) = self.calls.get_mut(&id) else { return };
         if let Some(target) = request.contact().ok().and_then(|c| c.into_iter().next()) {
@@ -1464,19 +1760,40 @@ impl Core {
         let headers = ok.headers_mut();
         let _ = headers.push("Contact", &self.contact(&user, peer).to_string());
         let _ = headers.push("Allow", ALLOW);
-        if let Ok(Some(se)) = request.session_expires() {
-            let refresher = match se.refresher {
-                Some(Refresher::Uas) => "uas",
-                _ => "uac",
-            };
-            let _ = headers.push("Session-Expires", &format!("{};refresher={refresher}", se.delta_secs));
-            let _ = headers.push("Require", "timer");
-        }
+        self.session_timer_answer(id, &request, &mut ok);
         if let Some(body) = body {
             let _ = ok.set_body("application/sdp", body);
         }
-        self.arm_session_timer(id, &ok, Dir::In);
         self.send_response(ok);
+    }
+
+    /// RFC 4028 in a 2xx to a session refresh (re-INVITE or UPDATE): echo the interval (no
+    /// smaller than the request's Min-SE or ours), name the refresher (the far end only when it
+    /// supports timers; otherwise us, §9), require `timer` only from a peer that supports it,
+    /// and re-arm our timer; a refresh without Session-Expires ends the session timer.
+    fn session_timer_answer(&mut self, id: u64, request: &Message, ok: &mut Message) {
+        let Ok(Some(se)) = request.session_expires() else {
+            if let Some(call) = self.calls.get_mut(&id) {
+                call.refresh_at = None;
+                call.expire_at = None;
+                call.session_interval = None;
+            }
+            return;
+        };
+        let supports = request.supported().iter().any(|t| t.eq_ignore_ascii_case("timer"));
+        let min_se = request.min_se().ok().flatten().map_or(MIN_SE_SECS, |m| u64::from(m).max(MIN_SE_SECS));
+        let secs = u64::from(se.delta_secs).max(min_se);
+        let refresher = match (supports, se.refresher) {
+            (false, _) | (true, Some(Refresher::Uas)) => "uas",
+            (true, _) => "uac",
+        };
+        let headers = ok.headers_mut();
+        let _ = headers.push("Session-Expires", &format!("{secs};refresher={refresher}"));
+        if supports {
+            let _ = headers.push("Require", "timer");
+        }
+        let answered = ok.clone();
+        self.arm_session_timer(id, &answered, Dir::In);
     }
 
     fn on_info(&mut self, id: u64, request: &Message) {
@@ -1548,6 +1865,7 @@ impl Core {
                     .unwrap_or(self.settings.register_expires.as_secs())
                     .max(60);
                 self.registration.auth_tried = false;
+                let granted = granted.min(u64::from(u32::MAX));
                 self.registration.next_at = Some(Instant::now() + Duration::from_secs(granted * 3 / 4));
                 if !matches!(*self.link.borrow(), LinkState::Up) {
                     tracing::info!(expires = granted, "registered with the SIP trunk");
@@ -1654,6 +1972,7 @@ mod tests {
             codecs: vec![sdp::Codec::G722, sdp::Codec::Pcmu, sdp::Codec::Pcma],
             jitter_frames: 2,
             allow_private_endpoints: true,
+            carrier_networks: Vec::new(),
             timers: Timers::default(),
         }
     }
@@ -1670,7 +1989,7 @@ mod tests {
             public: settings.listen,
             settings,
             trunk: Peer { addr: trunk_addr, transport: Kind::Udp },
-            trunk_ips: vec![trunk_addr.ip()],
+            carrier: Carrier { trunk: vec![trunk_addr.ip()], networks: Vec::new() },
             calls: HashMap::new(),
             by_call_id: HashMap::new(),
             by_tx: HashMap::new(),
@@ -1927,8 +2246,13 @@ mod tests {
         assert_eq!(codes(&h.sent()), vec![100, 404]);
         // From an address that is not the trunk.
         let stranger = Peer { addr: "127.0.0.2:5090".parse().expect("addr"), transport: Kind::Udp };
-        h.core.tx.on_message(far_invite(OURS, Some(FAR_SDP), &[]), stranger, std::time::Instant::now());
-        assert_eq!(codes(&h.sent()), vec![100, 403]);
+        let invite = far_invite(OURS, Some(FAR_SDP), &[]);
+        let held = h.core.tx.len();
+        assert!(!h.core.screen(&invite, stranger), "refused before the transaction layer");
+        let sent = h.sent();
+        assert_eq!(codes(&sent), vec![403], "statelessly: no 100, nothing held");
+        assert!(sent[0].to().expect("to").tag().is_some(), "a final response carries a To tag");
+        assert_eq!(h.core.tx.len(), held, "no transaction for it");
         h.feed(far_invite(OURS, Some(FAR_SDP), &[("Session-Expires", "30")]));
         assert_eq!(codes(&h.sent()), vec![100, 422]);
         // No codec in common.
