@@ -125,7 +125,7 @@ pub struct RtpConfig {
 
 impl Default for RtpConfig {
     fn default() -> Self {
-        Self { ports: "30000-30999".to_owned(), jitter_ms: 40 }
+        Self { ports: "30000-30999".to_owned(), jitter_ms: 20 }
     }
 }
 

@@ -8,7 +8,7 @@
 # Environment:
 #   VOICE_LOAD_NICE=-10          server, SIPp and harness at that niceness (as run.sh; re-runs
 #                                itself in a new session and sets its autogroup's nice too)
-#   VOICE_LOAD_JITTER_MS=40      AGENTLINE_RTP_JITTER_MS of the server
+#   VOICE_LOAD_JITTER_MS=20      AGENTLINE_RTP_JITTER_MS of the server (the default)
 #   VOICE_LOAD_SIP_TRANSPORT=udp udp or tcp (the trunk URI's ;transport= and SIPp's -t u1/t1)
 #   VOICE_LOAD_CODEC=PCMU        PCMU: tests/peers/sip/uas_echo.xml; G722: the same answering
 #                                PT 9 (tools/voice-load/sip/uas_echo_g722.xml)
@@ -32,7 +32,7 @@ sip_port=${VOICE_LOAD_SIP_PORT:-15060}
 sipp_port=${VOICE_LOAD_SIPP_PORT:-15090}
 sipp_media=${VOICE_LOAD_SIPP_MEDIA:-16000}
 rtp_ports=${VOICE_LOAD_RTP_PORTS:-32000-33999}
-jitter=${VOICE_LOAD_JITTER_MS:-40}
+jitter=${VOICE_LOAD_JITTER_MS:-20}
 transport=${VOICE_LOAD_SIP_TRANSPORT:-udp}
 codec=${VOICE_LOAD_CODEC:-PCMU}
 key=voice-load-admin-key-0123456789
