@@ -1,17 +1,29 @@
-//! Replays the committed cargo-fuzz corpora (`fuzz/corpus/smpp_pdu`, `fuzz/corpus/smpp_text`)
-//! through the same checks as the fuzz targets in `fuzz/fuzz_targets/`, without libFuzzer, so
-//! every input the fuzzer found interesting is re-checked by the normal test command. The checks
-//! are duplicated from the targets on purpose: the fuzz crate is its own workspace and is not
-//! built here. See `fuzz/README.md`.
+//! Replays the committed cargo-fuzz corpora (`fuzz/corpus/TARGET`) through the same checks as the
+//! fuzz targets in `fuzz/fuzz_targets/`, without libFuzzer, so every input the fuzzer found
+//! interesting is re-checked by the normal test command. The fuzz crate is its own workspace and
+//! is not built here: the SMPP checks are duplicated below on purpose; the SIP, SDP, RTP and
+//! transaction checks live in `fuzz/checks/*.rs`, which both the targets and this test include
+//! with `#[path]`. See `fuzz/README.md`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use agentline::telco::sip::message::{Framing, Message};
+use agentline::telco::sip::sdp::SessionDescription;
 use agentline::telco::smpp::deliver;
 use agentline::telco::smpp::gsm7;
 use agentline::telco::smpp::pdu::{self, Body, HEADER_LEN, Header, MAX_PDU_LEN};
 use agentline::telco::smpp::segments::{self, ESM_CLASS_UDHI, MAX_PARTS, TooManyParts};
 use agentline::telco::sms_encoding::{self, SmsEncoding};
+
+#[path = "../fuzz/checks/rtp.rs"]
+mod rtp_checks;
+#[path = "../fuzz/checks/sdp.rs"]
+mod sdp_checks;
+#[path = "../fuzz/checks/sip_message.rs"]
+mod sip_message_checks;
+#[path = "../fuzz/checks/sip_transaction.rs"]
+mod sip_transaction_checks;
 
 /// Every file of one target's corpus, sorted; the corpus must not be empty.
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
@@ -138,4 +150,36 @@ fn smpp_text_corpus_replays() {
 
 fn is_seed(path: &Path) -> bool {
     path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("seed-"))
+}
+
+#[test]
+fn sip_message_corpus_replays() {
+    replay("sip_message", sip_message_checks::check);
+    // The seeds are real messages (unit-test goldens, SIPp scenarios, softphone INVITEs): the
+    // ones not named `bad-*` must still parse.
+    for (path, bytes) in corpus("sip_message").iter().filter(|(path, _)| is_seed(path)) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let parsed = Message::parse(bytes, Framing::Datagram);
+        assert_eq!(parsed.is_ok(), !name.contains("bad-"), "{name}: {parsed:?}");
+    }
+}
+
+#[test]
+fn sdp_corpus_replays() {
+    replay("sdp", sdp_checks::check);
+    for (path, bytes) in corpus("sdp").iter().filter(|(path, _)| is_seed(path)) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let parsed = SessionDescription::parse(bytes);
+        assert_eq!(parsed.is_ok(), !name.contains("bad-"), "{name}: {parsed:?}");
+    }
+}
+
+#[test]
+fn rtp_corpus_replays() {
+    replay("rtp", rtp_checks::check);
+}
+
+#[test]
+fn sip_transaction_corpus_replays() {
+    replay("sip_transaction", sip_transaction_checks::check);
 }
