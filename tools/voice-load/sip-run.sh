@@ -16,6 +16,10 @@
 #   VOICE_LOAD_SIPP_MEDIA=16000, VOICE_LOAD_RTP_PORTS=32000-33999 (server, one port per call)
 #   VOICE_LOAD_SERVER_LOG=FILE keeps the server's log (VOICE_LOAD_LOG=warn: its AGENTLINE_LOG),
 #   VOICE_LOAD_SIPP_DIR=DIR keeps SIPp's files, VOICE_LOAD_SIPP_ARGS adds to its command line.
+#   VOICE_LOAD_PEER_RMEM=BYTES   sets net.core.rmem_default for the run (restored after): SIPp's
+#                                single echo socket keeps the kernel default buffer (208 KB, ~7 ms
+#                                of 500 calls' RTP) and drops when its thread is late; the server's
+#                                RTP sockets see a packet per call per 20 ms and do not need it.
 set -euo pipefail
 prio=${VOICE_LOAD_NICE:-0}
 if [ "$prio" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${VOICE_LOAD_IN_GROUP:-}" ]; then
@@ -36,6 +40,12 @@ jitter=${VOICE_LOAD_JITTER_MS:-20}
 transport=${VOICE_LOAD_SIP_TRANSPORT:-udp}
 codec=${VOICE_LOAD_CODEC:-PCMU}
 key=voice-load-admin-key-0123456789
+rmem_before=
+if [ -n "${VOICE_LOAD_PEER_RMEM:-}" ] && [ -w /proc/sys/net/core/rmem_default ]; then
+  rmem_before=$(cat /proc/sys/net/core/rmem_default)
+  echo "$VOICE_LOAD_PEER_RMEM" > /proc/sys/net/core/rmem_default
+  echo "sip-run.sh: net.core.rmem_default $rmem_before -> $VOICE_LOAD_PEER_RMEM for this run" >&2
+fi
 case "$transport" in
   udp) tflag=u1; tparam= ;;
   tcp) tflag=t1; tparam=";transport=tcp" ;;
@@ -82,6 +92,7 @@ cleanup() {
   kill "$sipp_pid" 2>/dev/null || true
   wait "$sipp_pid" 2>/dev/null || true
   if [ -n "${VOICE_LOAD_SERVER_LOG:-}" ]; then cp "$dir/server.log" "$VOICE_LOAD_SERVER_LOG"; fi
+  if [ -n "$rmem_before" ]; then echo "$rmem_before" > /proc/sys/net/core/rmem_default; fi
   rm -rf "$dir"
 }
 trap cleanup EXIT

@@ -37,7 +37,10 @@ pub async fn connect(url: &str, token: &str) -> Result<Ws, String> {
     let mut req = url.into_client_request().map_err(|e| format!("stream url {url}: {e}"))?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| format!("token: {e}"))?;
     req.headers_mut().insert("authorization", auth);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, None, true)
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before every read: with
+    // one 640-byte frame per read that dominated the harness's CPU. 4 KiB holds several frames.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(4096);
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(req, Some(config), true)
         .await
         .map_err(|e| format!("stream connect: {e}"))?;
     Ok(ws)
