@@ -158,17 +158,7 @@ impl SipTrunk {
                 _ => return Err(format!("unknown parameter {param:?}")),
             }
         }
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let (user, password) = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
-                None => (percent_decode(u)?, String::new()),
-            },
-            None => (String::new(), String::new()),
-        };
+        let (user, password, hostport) = split_userinfo(rest)?;
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
                 (h, p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("port must be a number from 1 to 65535")?)
@@ -336,17 +326,7 @@ impl SmppTarget {
     pub fn parse(url: &str) -> Result<Self, String> {
         let rest = url.strip_prefix("smpp://").ok_or("must start with smpp://")?;
         let rest = rest.trim_end_matches('/');
-        let (userinfo, hostport) = match rest.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, rest),
-        };
-        let (user, password) = match userinfo {
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
-                None => (percent_decode(u)?, String::new()),
-            },
-            None => (String::new(), String::new()),
-        };
+        let (user, password, hostport) = split_userinfo(rest)?;
         if hostport.is_empty() || hostport.contains('/') {
             return Err("needs a host (and optional port)".to_owned());
         }
@@ -367,6 +347,23 @@ impl SmppTarget {
         }
         Ok(Self { addr, system_id: user, password: Secret::new(password) })
     }
+}
+
+/// `USER:PASSWORD@HOSTPORT` → the percent-decoded user and password (empty when absent) and
+/// what follows the last `@`.
+fn split_userinfo(rest: &str) -> Result<(String, String, &str), String> {
+    let (userinfo, hostport) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let (user, password) = match userinfo {
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (percent_decode(user)?, percent_decode(pass)?),
+            None => (percent_decode(u)?, String::new()),
+        },
+        None => (String::new(), String::new()),
+    };
+    Ok((user, password, hostport))
 }
 
 fn percent_decode(s: &str) -> Result<String, String> {

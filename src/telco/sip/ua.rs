@@ -37,12 +37,12 @@ use super::transaction::{Output, Peer, Timers, Transport as Kind, TxEvent, TxKey
 use super::transport::{INBOUND_QUEUE, Inbound, SipTransport};
 use crate::BoxFuture;
 use crate::e164::E164;
-use crate::telco::{LinkState, is_public};
 use crate::telco::rtp::session::{self as media, MediaChannels, RemoteMedia};
 use crate::telco::voice::{
     Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, Refusal,
     VoiceNetwork,
 };
+use crate::telco::{LinkState, is_public};
 
 /// Says whether a number is one of ours (the number pool).
 pub type Owned = Arc<dyn Fn(&E164) -> bool + Send + Sync>;
@@ -288,7 +288,6 @@ pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
     }
     Ok(uri)
 }
-
 
 /// An IP network, `203.0.113.0/24` or one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1828,6 +1827,12 @@ impl Core {
     }
 
     fn send_register(&mut self, _now: Instant, expires: u32) {
+        self.send_register_with(expires, None);
+    }
+
+    /// A REGISTER of our Contact for `expires` seconds (0 removes it), with credentials when
+    /// answering a challenge; each one a new CSeq in the registration's Call-ID.
+    fn send_register_with(&mut self, expires: u32, credentials: Option<(AuthKind, String)>) {
         let peer = self.trunk;
         let user = self.settings.user.clone();
         self.registration.cseq += 1;
@@ -1845,7 +1850,11 @@ impl Core {
         };
         match Message::register(&head, expires) {
             Ok(mut register) => {
-                let _ = register.headers_mut().push("User-Agent", USER_AGENT);
+                let headers = register.headers_mut();
+                let _ = headers.push("User-Agent", USER_AGENT);
+                if let Some((kind, value)) = credentials {
+                    let _ = headers.push(kind.credentials_header(), &value);
+                }
                 self.registration.key = self.send_request(REGISTRATION, Purpose::Register, register, peer);
             }
             Err(err) => tracing::warn!(error = %err, "cannot build REGISTER"),
@@ -1888,25 +1897,7 @@ impl Core {
                     return;
                 };
                 let expires = u32::try_from(self.settings.register_expires.as_secs()).unwrap_or(3600);
-                let peer = self.trunk;
-                let user = self.settings.user.clone();
-                self.registration.cseq += 1;
-                let aor = NameAddr::new(Uri::sip(Some(&user), &self.settings.trunk_host));
-                let head = RequestHead {
-                    uri: self.trunk_uri(None),
-                    via: self.via(peer),
-                    from: aor.clone().with_tag(&self.registration.tag),
-                    to: aor,
-                    call_id: self.registration.call_id.clone(),
-                    cseq: self.registration.cseq,
-                    max_forwards: 70,
-                    route: Vec::new(),
-                    contact: Some(self.contact(&user, peer)),
-                };
-                if let Ok(mut register) = Message::register(&head, expires) {
-                    let _ = register.headers_mut().push(kind.credentials_header(), &credentials.to_string());
-                    self.registration.key = self.send_request(REGISTRATION, Purpose::Register, register, peer);
-                }
+                self.send_register_with(expires, Some((kind, credentials.to_string())));
             }
             _ => self.registration_failed(&format!("the registrar answered {code}")),
         }
