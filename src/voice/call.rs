@@ -736,7 +736,9 @@ fn presence_event_ended(call_id: &str, reason: &str) -> String {
 async fn recv_leg_event(leg: &mut Option<Leg>) -> Option<LegEvent> {
     match leg {
         // A leg whose events end is gone: that is a hang-up of the agent's side.
-        Some(l) => Some(l.events.recv().await.unwrap_or(LegEvent::Hangup { cause: HangupCause::Failed, sip_code: None })),
+        Some(l) => {
+            Some(l.events.recv().await.unwrap_or(LegEvent::Hangup { cause: HangupCause::Failed, sip_code: None }))
+        }
         None => std::future::pending().await,
     }
 }
