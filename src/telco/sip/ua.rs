@@ -489,6 +489,10 @@ struct Call {
     give_up_at: Option<Instant>,
     /// Inbound: hung up between our 2xx and its ACK; the BYE waits for the ACK (§15).
     bye_after_ack: bool,
+    /// Our re-INVITE awaits its final answer: a crossing one from the far end is glare (491).
+    reinvite_pending: bool,
+    /// The highest CSeq the far end used in this dialog (§12.2.2: lower ones are out of order).
+    remote_cseq: Option<u32>,
 }
 
 #[derive(Default)]
@@ -894,6 +898,8 @@ impl Core {
                 session_interval: None,
                 give_up_at: Some(now + self.settings.invite_timeout),
                 bye_after_ack: false,
+                reinvite_pending: false,
+                remote_cseq: None,
             },
         );
         Ok(leg)
@@ -1076,6 +1082,9 @@ impl Core {
     /// The answer to our session-refresh re-INVITE.
     fn on_refresh_response(&mut self, id: u64, code: u16, response: &Message) {
         let Some(call) = self.calls.get_mut(&id) else { return };
+        if code >= 200 {
+            call.reinvite_pending = false;
+        }
         if (200..300).contains(&code) {
             if let Some(ack) = call.ack.clone() {
                 // A retransmission: our ACK was lost.
@@ -1431,6 +1440,7 @@ impl Core {
         {
             call.invite = Some((key, request));
             call.ack = None;
+            call.reinvite_pending = true;
             call.refresh_at = Some(now + interval / 2);
         }
     }
@@ -1595,12 +1605,14 @@ impl Core {
                 ringing_told: false,
                 auth_tried: false,
                 cancel_due: false,
+                remote_cseq: request.cseq().ok().map(|(n, _)| n),
                 offer: Some((key, request)),
                 refresh_at: None,
                 expire_at: None,
                 session_interval: None,
                 give_up_at: None,
                 bye_after_ack: false,
+                reinvite_pending: false,
             },
         );
     }
@@ -1712,6 +1724,18 @@ impl Core {
 
     fn on_reinvite(&mut self, id: u64, key: TxKey, request: Message) {
         let Some(call) = self.calls.get_mut(&id) else { return };
+        let cseq = request.cseq().map(|(n, _)| n).unwrap_or(0);
+        if call.remote_cseq.is_some_and(|last| cseq <= last) {
+            // §12.2.2: out of order.
+            self.respond(&request, 500, "Server Internal Error", None);
+            return;
+        }
+        call.remote_cseq = Some(cseq);
+        if call.reinvite_pending || call.phase != Phase::Confirmed {
+            // §14.2: an offer crosses ours (glare), or the dialog is not confirmed yet.
+            self.respond(&request, 491, "Request Pending", None);
+            return;
+        }
         let body = if request.has_sdp() {
             let Some(offer) = SessionDescription::parse(request.body()).ok() else {
                 self.respond(&request, 400, "Bad Session Description", None);
@@ -2289,19 +2313,31 @@ mod tests {
         assert!(reinvite.header("To").expect("to").contains("far-tag"));
         assert_eq!(reinvite.header("Session-Expires"), Some("120;refresher=uac"));
         assert!(reinvite.has_sdp());
-        // The far end puts us on hold with a re-INVITE: answered with our SDP, media stop.
-        let mut hold = far_invite(OURS, Some(&FAR_SDP.replace("a=sendrecv", "a=sendonly")), &[]);
-        let headers = hold.headers_mut();
-        headers.set("Call-ID", invite.call_id().expect("call id")).expect("set");
-        headers.set("To", invite.header("From").expect("from")).expect("set");
-        headers.set("From", &format!("<sip:{FAR}@127.0.0.1>;tag=far-tag")).expect("set");
-        headers.set("CSeq", "7 INVITE").expect("set");
-        h.feed(hold);
+        // The far end puts us on hold with a re-INVITE.
+        let hold = |cseq: u32| {
+            let mut hold = far_invite(OURS, Some(&FAR_SDP.replace("a=sendrecv", "a=sendonly")), &[]);
+            let headers = hold.headers_mut();
+            headers.set("Call-ID", invite.call_id().expect("call id")).expect("set");
+            headers.set("To", invite.header("From").expect("from")).expect("set");
+            headers.set("From", &format!("<sip:{FAR}@127.0.0.1>;tag=far-tag")).expect("set");
+            headers.set("CSeq", &format!("{cseq} INVITE")).expect("set");
+            hold
+        };
+        // While our refresh is unanswered that is glare: 491 (§14.2).
+        h.feed(hold(7));
+        assert_eq!(codes(&h.sent()), vec![100, 491]);
+        // Our refresh is answered (and ACKed); the far end tries again: answered with our SDP, media stop.
+        h.feed(reply(reinvite, 200, "OK", Some(FAR_SDP)));
+        assert_eq!(h.sent().iter().map(method_of).collect::<Vec<_>>(), vec![Some(Method::Ack)]);
+        h.feed(hold(8));
         let sent = h.sent();
         assert_eq!(codes(&sent), vec![100, 200]);
         assert!(String::from_utf8_lossy(sent[1].body()).contains("a=recvonly"), "hold answered recvonly");
         let call = h.core.calls.values().next().expect("call");
         assert_eq!(call.media.remote.borrow().map(|r| r.send), Some(false), "we stay silent while held");
+        // An older CSeq is out of order (§12.2.2).
+        h.feed(hold(6));
+        assert_eq!(codes(&h.sent()), vec![100, 500]);
     }
 
     #[tokio::test]
