@@ -137,9 +137,15 @@ pub(super) struct CallTask {
     pub sip_agent: Option<Leg>,
 }
 
-/// The media state of an agent reached over SIP: its jitter buffer, codec and resamplers.
+/// The media of an agent reached over SIP: its leg's media, once the agent has answered.
 struct SipAgentMedia {
     answered: bool,
+    media: LegMedia,
+}
+
+/// One network leg's audio at our edge: its jitter buffer and codec in, its codec out, 16 kHz on
+/// our side (G.711 through the resamplers, G.722 as it is).
+struct LegMedia {
     coder: Coder,
     jitter: JitterBuffer,
     jitter_target: usize,
@@ -148,19 +154,19 @@ struct SipAgentMedia {
     seq: u16,
     timestamp: u32,
     narrow: [i16; NARROWBAND_FRAME_SAMPLES],
+    /// The leg's audio of this tick at 16 kHz (silence when nothing arrived).
     wide: [i16; FRAME_SAMPLES],
 }
 
-impl SipAgentMedia {
+impl LegMedia {
     fn new(leg: &Leg) -> Self {
-        let depth = leg.jitter_frames.clamp(1, 8);
+        let jitter_target = leg.jitter_frames.clamp(1, 8);
         Self {
-            answered: false,
             coder: Coder::new(leg.codec),
-            jitter: JitterBuffer::new(JitterConfig { target_depth: depth }).unwrap_or_else(|_| {
+            jitter: JitterBuffer::new(JitterConfig { target_depth: jitter_target }).unwrap_or_else(|_| {
                 JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid")
             }),
-            jitter_target: depth,
+            jitter_target,
             up: Upsampler::new(),
             down: Downsampler::new(),
             seq: rand::random(),
@@ -169,22 +175,70 @@ impl SipAgentMedia {
             wide: [0; FRAME_SAMPLES],
         }
     }
+
+    /// Takes the frames that arrived and decodes this tick's into `wide`. A burst (the far end
+    /// catching up after a stall) must not become permanent delay: at most two frames beyond the
+    /// target depth are kept, the oldest dropped; returns how many were.
+    fn receive(&mut self, media_in: &mut mpsc::Receiver<MediaFrame>) -> usize {
+        while let Ok(f) = media_in.try_recv() {
+            self.jitter.insert(0, f.seq, f.timestamp, &f.payload);
+        }
+        let mut shed = 0;
+        while self.jitter.depth() > self.jitter_target + 2 {
+            let _ = self.jitter.pop();
+            shed += 1;
+        }
+        let payload = match self.jitter.pop() {
+            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => Some(payload),
+            _ => None,
+        };
+        match &mut self.coder {
+            Coder::G711(law) => {
+                match payload {
+                    Some(payload) => {
+                        law.decode(payload, &mut self.narrow);
+                    }
+                    None => self.narrow = [0; NARROWBAND_FRAME_SAMPLES],
+                }
+                // The upsampler runs on silence too, so its state stays continuous.
+                self.up.process(&self.narrow, &mut self.wide);
+            }
+            Coder::G722 { dec, .. } => match payload {
+                Some(payload) => {
+                    dec.decode(payload, &mut self.wide);
+                }
+                None => self.wide = [0; FRAME_SAMPLES],
+            },
+        }
+        shed
+    }
+
+    /// 20 ms of 16 kHz audio as the leg's next frame.
+    fn encode(&mut self, pcm: &[i16; FRAME_SAMPLES]) -> MediaFrame {
+        let mut payload = [0u8; G711_FRAME];
+        match &mut self.coder {
+            Coder::G711(law) => {
+                self.down.process(pcm, &mut self.narrow);
+                law.encode(&self.narrow, &mut payload);
+            }
+            Coder::G722 { enc, .. } => {
+                enc.encode(pcm, &mut payload);
+            }
+        }
+        let frame = MediaFrame { seq: self.seq, timestamp: self.timestamp, payload };
+        self.seq = self.seq.wrapping_add(1);
+        self.timestamp = self.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
+        frame
+    }
 }
 
 /// The audio state of one call.
 struct Media {
-    coder: Coder,
+    /// The network leg's side.
+    net: LegMedia,
     reframer: Reframer,
     playout: PlayoutBuffer,
-    up: Upsampler,
-    down: Downsampler,
-    jitter: JitterBuffer,
-    jitter_target: usize,
-    seq: u16,
-    timestamp: u32,
     to_network: [i16; FRAME_SAMPLES],
-    narrow: [i16; NARROWBAND_FRAME_SAMPLES],
-    wide: [i16; FRAME_SAMPLES],
     scratch: [i16; FRAME_SAMPLES],
     /// Optional WAV recording, written on its own thread.
     recorder: Option<Recorder>,
@@ -216,22 +270,11 @@ struct AgentCommand {
 
 impl CallTask {
     pub async fn run(mut self) {
-        let jitter_target = self.leg.jitter_frames.clamp(1, 8);
-        let jitter = JitterBuffer::new(JitterConfig { target_depth: jitter_target })
-            .unwrap_or_else(|_| JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid"));
         let mut media = Media {
-            coder: Coder::new(self.leg.codec),
+            net: LegMedia::new(&self.leg),
             reframer: Reframer::default(),
             playout: PlayoutBuffer::default(),
-            up: Upsampler::new(),
-            down: Downsampler::new(),
-            jitter,
-            jitter_target,
-            seq: rand::random(),
-            timestamp: rand::random(),
             to_network: [0; FRAME_SAMPLES],
-            narrow: [0; NARROWBAND_FRAME_SAMPLES],
-            wide: [0; FRAME_SAMPLES],
             scratch: [0; FRAME_SAMPLES],
             recorder: self.inner.recordings.as_ref().and_then(|dir| {
                 let path = dir.join(format!("{}.wav", self.call_id));
@@ -243,7 +286,8 @@ impl CallTask {
         let mut tick = tokio::time::interval(Duration::from_millis(frame::FRAME_MS as u64));
         tick.set_missed_tick_behavior(MissedTickBehavior::Burst);
         let mut stream: Option<StreamIo> = None;
-        let mut sip_agent = self.sip_agent.as_ref().map(SipAgentMedia::new);
+        let mut sip_agent =
+            self.sip_agent.as_ref().map(|leg| SipAgentMedia { answered: false, media: LegMedia::new(leg) });
         let ending = loop {
             let ringing = self.state != State::InProgress;
             tokio::select! {
@@ -326,40 +370,13 @@ impl CallTask {
     fn on_tick(&mut self, m: &mut Media, stream: Option<&StreamIo>) {
         let started = std::time::Instant::now();
         // Network -> agent.
-        while let Ok(f) = self.leg.media_in.try_recv() {
-            m.jitter.insert(0, f.seq, f.timestamp, &f.payload);
-        }
-        // A burst (the far end catching up after a stall) must not become permanent delay: keep
-        // at most two frames beyond the target depth, dropping the oldest.
-        while m.jitter.depth() > m.jitter_target + 2 {
-            let _ = m.jitter.pop();
-            self.inner.metrics.voice_frames_shed.inc();
-        }
-        let payload = match m.jitter.pop() {
-            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => Some(payload),
-            _ => None,
-        };
-        match &mut m.coder {
-            Coder::G711(law) => {
-                match payload {
-                    Some(payload) => {
-                        law.decode(payload, &mut m.narrow);
-                    }
-                    None => m.narrow = [0; NARROWBAND_FRAME_SAMPLES],
-                }
-                // The upsampler runs on silence too, so its state stays continuous.
-                m.up.process(&m.narrow, &mut m.wide);
-            }
-            Coder::G722 { dec, .. } => match payload {
-                Some(payload) => {
-                    dec.decode(payload, &mut m.wide);
-                }
-                None => m.wide = [0; FRAME_SAMPLES],
-            },
+        let shed = m.net.receive(&mut self.leg.media_in);
+        if shed > 0 {
+            self.inner.metrics.voice_frames_shed.inc_by(shed as u64);
         }
         if let Some(s) = stream {
             let mut bytes = vec![0u8; FRAME_BYTES];
-            frame::samples_to_s16le(&m.wide, &mut bytes);
+            frame::samples_to_s16le(&m.net.wide, &mut bytes);
             if s.to_agent.try_send(ToAgent::Audio(Bytes::from(bytes))).is_err() {
                 self.inner.metrics.voice_frames_dropped.inc();
             }
@@ -374,24 +391,12 @@ impl CallTask {
             drop(played);
         }
         if self.state == State::InProgress {
-            let mut payload = [0u8; G711_FRAME];
-            match &mut m.coder {
-                Coder::G711(law) => {
-                    m.down.process(&m.to_network, &mut m.narrow);
-                    law.encode(&m.narrow, &mut payload);
-                }
-                Coder::G722 { enc, .. } => {
-                    enc.encode(&m.to_network, &mut payload);
-                }
-            }
-            let frame = MediaFrame { seq: m.seq, timestamp: m.timestamp, payload };
-            m.seq = m.seq.wrapping_add(1);
-            m.timestamp = m.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
+            let frame = m.net.encode(&m.to_network);
             // A far end that cannot keep up loses this frame, as on a real network.
             let _ = self.leg.media_out.try_send(frame);
             if let Some(recorder) = &mut m.recorder {
                 // Never blocks: a full queue drops the frame and the file keeps its timing.
-                let _ = recorder.write(&m.wide, &m.to_network);
+                let _ = recorder.write(&m.net.wide, &m.to_network);
             }
         }
         self.inner.metrics.voice_tick.observe(started.elapsed().as_secs_f64());
@@ -473,7 +478,7 @@ impl CallTask {
                 say(json!({"event": "dtmf", "digit": digit.to_string(), "duration_ms": duration_ms}).to_string());
             }
             LegEvent::CodecChanged(codec) => {
-                m.coder = Coder::new(codec);
+                m.net.coder = Coder::new(codec);
                 self.leg.codec = codec;
                 say(json!({"event": "upstream", "codec": codec.name(), "sample_rate": codec.sample_rate()}).to_string());
             }
@@ -578,7 +583,7 @@ impl CallTask {
                     }
                     "clear" => {
                         m.reframer.clear();
-                        m.down.reset();
+                        m.net.down.reset();
                         let cleared = m.playout.clear();
                         let dropped_ms = cleared.dropped_samples / 16;
                         let marks: Vec<String> = cleared.marks.map(|mk| mk.name).collect();
@@ -609,54 +614,15 @@ impl CallTask {
     }
 
     /// One tick of the SIP agent's media: the far end's audio of this tick (already at 16 kHz in
-    /// `m.wide`) goes to the agent in its codec; the agent's audio goes into the playout buffer,
+    /// `m.net.wide`) goes to the agent in its codec; the agent's audio goes into the playout buffer,
     /// from which the next tick sends it to the far end, as a WebSocket agent's would.
     fn bridge_sip_agent(&mut self, a: &mut SipAgentMedia, m: &mut Media) {
         let Some(agent) = &mut self.sip_agent else { return };
-        while let Ok(f) = agent.media_in.try_recv() {
-            a.jitter.insert(0, f.seq, f.timestamp, &f.payload);
-        }
-        while a.jitter.depth() > a.jitter_target + 2 {
-            let _ = a.jitter.pop();
-        }
-        let payload = match a.jitter.pop() {
-            Pop::Frame { payload, .. } if payload.len() == G711_FRAME => Some(payload),
-            _ => None,
-        };
-        match &mut a.coder {
-            Coder::G711(law) => {
-                match payload {
-                    Some(payload) => {
-                        law.decode(payload, &mut a.narrow);
-                    }
-                    None => a.narrow = [0; NARROWBAND_FRAME_SAMPLES],
-                }
-                a.up.process(&a.narrow, &mut a.wide);
-            }
-            Coder::G722 { dec, .. } => match payload {
-                Some(payload) => {
-                    dec.decode(payload, &mut a.wide);
-                }
-                None => a.wide = [0; FRAME_SAMPLES],
-            },
-        }
+        a.media.receive(&mut agent.media_in);
         if a.answered {
             // Overflow cannot persist: one frame in, one frame out per tick.
-            let _ = m.playout.push(&a.wide);
-            let mut out = [0u8; G711_FRAME];
-            match &mut a.coder {
-                Coder::G711(law) => {
-                    a.down.process(&m.wide, &mut a.narrow);
-                    law.encode(&a.narrow, &mut out);
-                }
-                Coder::G722 { enc, .. } => {
-                    enc.encode(&m.wide, &mut out);
-                }
-            }
-            let frame = MediaFrame { seq: a.seq, timestamp: a.timestamp, payload: out };
-            a.seq = a.seq.wrapping_add(1);
-            a.timestamp = a.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
-            let _ = agent.media_out.try_send(frame);
+            let _ = m.playout.push(&a.media.wide);
+            let _ = agent.media_out.try_send(a.media.encode(&m.net.wide));
         }
     }
 
@@ -678,7 +644,7 @@ impl CallTask {
                 None
             }
             LegEvent::CodecChanged(codec) => {
-                a.coder = Coder::new(codec);
+                a.media.coder = Coder::new(codec);
                 None
             }
             LegEvent::Hangup { sip_code, .. } => {
