@@ -2294,16 +2294,22 @@ mod tests {
         assert_eq!(sent[0].header("Allow"), Some(ALLOW));
     }
 
+    /// An outbound call answered (PCMA) with `Session-Expires: session_expires`; its events read.
+    async fn answered_with_session_timer(h: &mut Harness, session_expires: &str) -> (Leg, Message) {
+        let (mut leg, invite) = dial(h);
+        let mut ok = reply(&invite, 200, "OK", Some(FAR_SDP));
+        ok.headers_mut().push("Session-Expires", session_expires).expect("header");
+        h.feed(ok);
+        let _ = h.sent();
+        assert_eq!(next_event(&mut leg).await, LegEvent::CodecChanged(Codec::Pcma));
+        assert_eq!(next_event(&mut leg).await, LegEvent::Answered);
+        (leg, invite)
+    }
+
     #[tokio::test]
     async fn refresher_sends_reinvite_at_half_interval_and_answers_hold() {
         let mut h = harness(settings(""));
-        let (mut leg, invite) = dial(&mut h);
-        let mut ok = reply(&invite, 200, "OK", Some(FAR_SDP));
-        ok.headers_mut().push("Session-Expires", "120;refresher=uac").expect("header");
-        h.feed(ok);
-        let _ = h.sent();
-        let _ = next_event(&mut leg).await;
-        let _ = next_event(&mut leg).await;
+        let (_leg, invite) = answered_with_session_timer(&mut h, "120;refresher=uac").await;
         let call = h.core.calls.values().next().expect("call");
         let refresh_at = call.refresh_at.expect("we refresh");
         assert!(call.expire_at.is_none());
@@ -2343,13 +2349,7 @@ mod tests {
     #[tokio::test]
     async fn a_session_the_far_end_never_refreshes_is_ended_with_bye() {
         let mut h = harness(settings(""));
-        let (mut leg, invite) = dial(&mut h);
-        let mut ok = reply(&invite, 200, "OK", Some(FAR_SDP));
-        ok.headers_mut().push("Session-Expires", "120;refresher=uas").expect("header");
-        h.feed(ok);
-        let _ = h.sent();
-        let _ = next_event(&mut leg).await;
-        let _ = next_event(&mut leg).await;
+        let (mut leg, _) = answered_with_session_timer(&mut h, "120;refresher=uas").await;
         let call = h.core.calls.values().next().expect("call");
         assert!(call.refresh_at.is_none(), "the far end refreshes");
         let expire_at = call.expire_at.expect("a deadline");
