@@ -15,6 +15,8 @@ fi
 if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
 calls=${1:?usage: run.sh CALLS SECONDS [harness options]}
 secs=${2:?usage: run.sh CALLS SECONDS [harness options]}
 shift 2
@@ -42,20 +44,10 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-up=
-for _ in $(seq 1 100); do
-  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then up=1; break; fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$up" ]; then echo "run.sh: server did not come up" >&2; tail -20 "$dir/server.log" >&2; exit 1; fi
+wait_for_server run.sh
 
 status=0
 nice -n "$prio" "$here/target/release/voice-load" --base "http://127.0.0.1:$port" --admin-key "$key" \
   --calls "$calls" --seconds "$secs" --server-pid "$pid" "$@" || status=$?
-warns=$(grep -cE ' (WARN|ERROR) ' "$dir/server.log" || true)
-if [ "$status" -ne 0 ] || [ "$warns" -gt 0 ] || grep -qi panic "$dir/server.log"; then
-  echo "run.sh: server log: $warns WARN/ERROR lines; the most frequent:" >&2
-  sed -E 's/^[^ ]+ +//; s/call_[A-Za-z0-9]+/call_…/g; s/[0-9]+\.[0-9]+/N/g' "$dir/server.log" | sort | uniq -c | sort -rn | head -5 >&2
-fi
+summarize_server_log run.sh "$status"
 exit "$status"

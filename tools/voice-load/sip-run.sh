@@ -28,6 +28,8 @@ fi
 if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
 calls=${1:?usage: sip-run.sh CALLS SECONDS [harness options]}
 secs=${2:?usage: sip-run.sh CALLS SECONDS [harness options]}
 shift 2
@@ -96,13 +98,7 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-up=
-for _ in $(seq 1 100); do
-  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then up=1; break; fi
-  kill -0 "$pid" 2>/dev/null || break
-  sleep 0.1
-done
-if [ -z "$up" ]; then echo "sip-run.sh: server did not come up" >&2; tail -20 "$dir/server.log" >&2; exit 1; fi
+wait_for_server sip-run.sh
 
 # The pool: CALLS numbers +1202555XXXX from 0100 (10,000 per request at most).
 python3 - "$calls" >"$dir/numbers.json" <<'EOF'
@@ -141,9 +137,5 @@ if [ -n "$errs" ] && [ -s "$errs" ]; then
   grep -oE '^[0-9-]+.[0-9:.]+.[0-9.]+: [^:]*' "$errs" | sed -E 's/^[^ ]+ [^:]+:[^:]+: //; s/[0-9a-f]{16}@[0-9.]+/…/g' \
     | sort | uniq -c | sort -rn | head -5 >&2 || true
 fi
-warns=$(grep -cE ' (WARN|ERROR) ' "$dir/server.log" || true)
-if [ "$status" -ne 0 ] || [ "$warns" -gt 0 ] || grep -qi panic "$dir/server.log"; then
-  echo "sip-run.sh: server log: $warns WARN/ERROR lines; the most frequent:" >&2
-  sed -E 's/^[^ ]+ +//; s/call_[A-Za-z0-9]+/call_…/g; s/[0-9]+\.[0-9]+/N/g' "$dir/server.log" | sort | uniq -c | sort -rn | head -5 >&2 || true
-fi
+summarize_server_log sip-run.sh "$status"
 exit "$status"
