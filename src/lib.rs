@@ -186,7 +186,7 @@ impl App {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());
         let hub = Arc::new(InboxHub::default());
-        let (writer, writer_task) = MessageWriter::spawn(store.clone());
+        let (writer, writer_task) = MessageWriter::spawn(store.clone(), metrics.writer.clone());
 
         let subscriptions = SubscriptionService::new(
             store.clone(),

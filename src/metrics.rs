@@ -23,6 +23,32 @@ pub struct MessageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabels {
+    pub phase: &'static str,
+}
+
+/// What the group-commit writer records: jobs per transaction, and the time of each
+/// transaction's two phases (`execute`: BEGIN through the last statement; `commit`: COMMIT,
+/// which on SQLite with `synchronous = FULL` is the WAL's fsync).
+#[derive(Clone, Debug)]
+pub struct WriterMetrics {
+    pub batch_jobs: Histogram,
+    pub batch_seconds: Family<PhaseLabels, Histogram, fn() -> Histogram>,
+}
+
+impl WriterMetrics {
+    fn new() -> Self {
+        Self {
+            batch_jobs: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 11)),
+            // 20 µs .. ~0.4 s in steps of 25%.
+            batch_seconds: Family::new_with_constructor(|| {
+                Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_02, 1.25, 45))
+            }),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -47,6 +73,8 @@ pub struct Metrics {
     pub voice_frames_dropped: Counter,
     /// Network frames dropped from a jitter buffer grown past its target (delay shed after a burst).
     pub voice_frames_shed: Counter,
+    /// The group-commit writer's batches.
+    pub writer: WriterMetrics,
 }
 
 impl Default for Metrics {
@@ -96,6 +124,13 @@ impl Default for Metrics {
             "Network audio frames dropped to keep a call's jitter buffer near its target depth",
             voice_frames_shed.clone(),
         );
+        let writer = WriterMetrics::new();
+        registry.register("store_batch_jobs", "Jobs per group-commit transaction", writer.batch_jobs.clone());
+        registry.register(
+            "store_batch_seconds",
+            "Group-commit transaction time by phase: execute (BEGIN to the last statement) and commit",
+            writer.batch_seconds.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -108,6 +143,7 @@ impl Default for Metrics {
             voice_calls_active,
             voice_frames_dropped,
             voice_frames_shed,
+            writer,
         }
     }
 }

@@ -184,7 +184,19 @@ run_agentline() { # run_agentline RUN_DIR
     tail -10 "$d/server.log" | sed 's/^/    /'
     curl -s "$AL_BASE/metrics" | grep -E '^agentline_sms_messages_total' | sed 's/^/    /' || true
   fi
+  writer_summary
   stop_all
+}
+
+# The group-commit writer over the whole run (startup included): transactions, jobs per
+# transaction, mean execute and commit (fsync) time.
+writer_summary() {
+  curl -s "$AL_BASE/metrics" | awk '
+    /^agentline_store_batch_jobs_sum/ { jobs = $2 }
+    /^agentline_store_batch_jobs_count/ { batches = $2 }
+    /^agentline_store_batch_seconds_sum\{phase="execute"\}/ { ex = $2 }
+    /^agentline_store_batch_seconds_sum\{phase="commit"\}/ { co = $2 }
+    END { if (batches > 0) printf "  writer: %d transactions, %.1f jobs each, execute %.2f ms + commit %.2f ms mean\n", batches, jobs / batches, 1000 * ex / batches, 1000 * co / batches }'
 }
 
 run_mo_latency() { # run_mo_latency RUN_DIR

@@ -9,10 +9,14 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use std::time::Instant;
+
+use prometheus_client::metrics::histogram::Histogram;
 use sqlx::AssertSqlSafe;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
+use crate::metrics::{PhaseLabels, WriterMetrics};
 
 /// Jobs queued at most; senders wait (backpressure) beyond it.
 pub const WRITER_QUEUE: usize = 8192;
@@ -155,9 +159,9 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts the writer task. It ends when every handle is dropped, after draining its queue.
-    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store, metrics: WriterMetrics) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
-        let task = tokio::spawn(run(store, rx));
+        let task = tokio::spawn(run(store, rx, metrics));
         (Self { tx }, task)
     }
 
@@ -198,7 +202,10 @@ impl MessageWriter {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) {
+    let execute_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "execute" }).clone();
+    let commit_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "commit" }).clone();
+    let timing = BatchTiming { execute: &execute_seconds, commit: &commit_seconds };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.push(first);
@@ -208,13 +215,14 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        match execute(&store, &batch).await {
+        metrics.batch_jobs.observe(batch.len() as f64);
+        match execute(&store, &batch, Some(&timing)).await {
             Ok(results) => answer(batch.drain(..), results),
             Err(err) => {
                 tracing::warn!(error = %err, jobs = batch.len(), "batch failed; retrying jobs one by one");
                 for job in batch.drain(..) {
                     let single = std::slice::from_ref(&job);
-                    match execute(&store, single).await {
+                    match execute(&store, single, None).await {
                         Ok(results) => answer(std::iter::once(job), results),
                         Err(err) => fail(job, err),
                     }
@@ -232,7 +240,14 @@ enum Outcome {
     Rows(u64),
 }
 
-async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Error> {
+/// Where a batch's phases are timed.
+struct BatchTiming<'a> {
+    execute: &'a Histogram,
+    commit: &'a Histogram,
+}
+
+async fn execute(store: &Store, batch: &[Job], timing: Option<&BatchTiming<'_>>) -> Result<Vec<Outcome>, sqlx::Error> {
+    let started = Instant::now();
     let mut tx = store.begin_write().await?;
     let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
 
@@ -354,7 +369,12 @@ async fn execute(store: &Store, batch: &[Job]) -> Result<Vec<Outcome>, sqlx::Err
             }
         }
     }
+    let executed = Instant::now();
     tx.commit().await?;
+    if let Some(timing) = timing {
+        timing.execute.observe((executed - started).as_secs_f64());
+        timing.commit.observe(executed.elapsed().as_secs_f64());
+    }
     outcomes.into_iter().map(|o| o.ok_or(sqlx::Error::RowNotFound)).collect()
 }
 
