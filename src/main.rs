@@ -11,6 +11,12 @@ use agentline::e164::E164;
 use agentline::store::Store;
 use agentline::subscriptions::SubscriptionService;
 
+/// mimalloc instead of glibc malloc: per-thread free lists without glibc's arena locking and
+/// consolidation, which `perf` showed as 15 % of the server's CPU on the SMS path (see
+/// docs/decisions/2026-11-23-allocator.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "agentline", version, about = "Phone numbers an autonomous agent buys for itself")]
 struct Cli {
