@@ -288,7 +288,7 @@ impl App {
         let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
 
         let docs = api::render_documents(&public_url, &config.service_name, subscriptions.terms());
-        let state = api::AppState {
+        let state = api::AppState::new(api::AppStateInner {
             store,
             subscriptions,
             sms,
@@ -302,7 +302,7 @@ impl App {
             docs: Arc::new(docs),
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
-        };
+        });
         Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler })
     }
 
