@@ -412,7 +412,9 @@ async fn execute(store: &Store, batch: &[Job], timing: Option<&BatchTiming<'_>>)
             })
             .collect();
         for chunk in group.chunks(INSERT_CHUNK) {
-            let moved = apply_status_by_id(&mut tx, store.backend, target, chunk).await?;
+            // Queued changes (`change_status_later`) answer nobody: no RETURNING rows for them.
+            let answered = chunk.iter().any(|(i, ..)| matches!(batch[*i], Job::Status(_, Some(_))));
+            let moved = apply_status_by_id(&mut tx, store.backend, target, chunk, answered).await?;
             for (i, id, _) in chunk {
                 outcomes[*i] = Some(Outcome::Rows(u64::from(moved.binary_search(id).is_ok())));
             }
@@ -545,13 +547,14 @@ async fn apply_status(tx: &mut sqlx::Transaction<'static, sqlx::Any>, c: &Status
     Ok(q.execute(&mut **tx).await?.rows_affected())
 }
 
-/// Many status changes to one target, keyed by id, in one statement; answers the ids moved.
-/// `changes` is not empty.
+/// Many status changes to one target, keyed by id, in one statement; answers the ids moved
+/// when `returning` (otherwise none). `changes` is not empty.
 async fn apply_status_by_id(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     backend: Backend,
     target: StatusTarget,
     changes: &[(usize, i64, &StatusChange)],
+    returning: bool,
 ) -> Result<Vec<i64>, sqlx::Error> {
     let rows = padded(changes.len());
     let mut params = Params::new(backend);
@@ -569,16 +572,24 @@ async fn apply_status_by_id(
         ") UPDATE messages SET status = '{}', carrier_id = COALESCE(v.cid, messages.carrier_id), \
          segments = COALESCE(v.seg, messages.segments), error_code = COALESCE(v.err, messages.error_code), \
          updated_at = v.at FROM v WHERE messages.id = v.id AND messages.direction = 'sent' \
-         AND messages.status IN {} RETURNING messages.id",
+         AND messages.status IN {}",
         target.status(),
         target.leaves_from()
     )
     .expect("invariant: writing to a String cannot fail");
+    if returning {
+        sql.push_str(" RETURNING messages.id");
+    }
     let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
     // Padding repeats the last change: the same row set to the same values.
     for k in 0..rows {
         let (_, id, c) = changes[k.min(changes.len() - 1)];
         q = q.bind(id).bind(c.carrier_id.as_deref()).bind(c.segments).bind(c.error_code).bind(c.at_ms);
+    }
+    if !returning {
+        // No RETURNING clause: the statement yields no row; this runs it to completion.
+        q.fetch_optional(&mut **tx).await?;
+        return Ok(Vec::new());
     }
     let mut moved = q.fetch_all(&mut **tx).await?;
     moved.sort_unstable();
