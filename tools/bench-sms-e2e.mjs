@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Load generator and receivers for tools/bench-sms-e2e.sh (issue #5: SMS throughput, agentline vs
-// Kannel, both against tests/peers/smsc.mjs). Node >= 20, no dependencies. 127.0.0.1 only.
+// Kannel, both against tests/peers/smsc.mjs). Node >= 20; undici from tests/peers/node_modules
+// (--client undici, the default) or node:http (--client http). 127.0.0.1 only.
 //
 //   node tools/bench-sms-e2e.mjs kannel    --sendsms URL --n N --c C [--dlr-mask 3] [--control URL]
 //                                          [--pids label=PID,...] [--timeout-s S]
@@ -21,6 +22,7 @@
 // (VmRSS now, VmHWM peak) of those processes are reported. --control: the simulator's control
 // URL; its counters are read at the end as a cross-check.
 import http from "node:http";
+import { createRequire } from "node:module";
 import { readFileSync } from "node:fs";
 import { performance } from "node:perf_hooks";
 import { execFileSync } from "node:child_process";
@@ -29,6 +31,8 @@ const args = parseArgs(process.argv.slice(2));
 const mode = args._[0];
 if (!["kannel", "agentline"].includes(mode)) usage();
 const N = int(args.n, 5000), C = int(args.c, 50);
+const CLIENT = args.client ?? "undici";
+if (!["undici", "http"].includes(CLIENT)) usage();
 const TIMEOUT_S = int(args["timeout-s"], Math.max(60, Math.ceil(N / 100)));
 const CLK_TCK = (() => { try { return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100; } catch { return 100; } })();
 const pids = String(args.pids ?? "").split(",").filter(Boolean).map((s) => {
@@ -97,6 +101,27 @@ function procReport(cpu0, cpu1, seconds) {
 }
 
 // ---- HTTP helpers -------------------------------------------------------------------------------
+// The generator's HTTP client, the same for both sides: undici (tests/peers/node_modules, a
+// keep-alive Pool of `connections` sockets, about a third of node:http's CPU per request, so the
+// shared machine measures the servers more than the generator), or node:http (--client http).
+function client(connections) {
+  if (CLIENT === "http") {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
+    return { request: (url, opts) => request(agent, url, opts), close: () => agent.destroy() };
+  }
+  const { Pool } = createRequire(import.meta.url)("../tests/peers/node_modules/undici");
+  const pools = new Map(); // origin -> Pool
+  return {
+    async request(url, { method = "GET", headers = {}, body = null } = {}) {
+      const u = new URL(url);
+      let pool = pools.get(u.origin);
+      if (!pool) { pool = new Pool(u.origin, { connections, pipelining: 1, keepAliveTimeout: 30_000 }); pools.set(u.origin, pool); }
+      const r = await pool.request({ path: u.pathname + u.search, method, headers, body });
+      return { status: r.statusCode, body: await r.body.text() };
+    },
+    close: () => Promise.all([...pools.values()].map((p) => p.close())),
+  };
+}
 function request(agent, url, { method = "GET", headers = {}, body = null } = {}) {
   return new Promise((resolve, reject) => {
     const req = http.request(url, { method, agent, headers }, (res) => {
@@ -171,7 +196,7 @@ async function runKannel() {
   await new Promise((r) => receiver.listen({ port: 0, host: "127.0.0.1", backlog: 4096 }, r));
   const dlrBase = `http://127.0.0.1:${receiver.address().port}/dlr`;
 
-  const agent = new http.Agent({ keepAlive: true, maxSockets: C, maxFreeSockets: C });
+  const cl = client(C);
   const base = new URL(args.sendsms);
   const mkUrl = (i) => { // i: message index, or "warmup"
     const u = new URL(base);
@@ -184,7 +209,7 @@ async function runKannel() {
     return u;
   };
   // Warm-up: one message end to end (connections, first use of the bind), not counted.
-  const w = await request(agent, mkUrl("warmup")).catch((e) => ({ status: 0, body: String(e.message) }));
+  const w = await cl.request(mkUrl("warmup")).catch((e) => ({ status: 0, body: String(e.message) }));
   const warmType = await Promise.race([warmFinal, new Promise((r) => setTimeout(() => r(null), 10_000).unref())]);
   if (w.status !== 202 && w.status !== 200) console.error(`warm-up sendsms answered ${w.status}: ${w.body}`);
   if (!warmType) console.error("warm-up: no final DLR callback within 10 s");
@@ -194,7 +219,7 @@ async function runKannel() {
   const t0 = performance.now();
   const d = await drive(C, N, async (i, t) => {
     sent[i] = t;
-    const r = await request(agent, mkUrl(i));
+    const r = await cl.request(mkUrl(i));
     return r.status === 202 || r.status === 200 ? true : `HTTP ${r.status}: ${r.body.slice(0, 120)}`;
   });
   const tAccepted = d.tLastAccept;
@@ -207,7 +232,7 @@ async function runKannel() {
   // Late duplicates: give stragglers a moment to show up before counting.
   await new Promise((r) => setTimeout(r, 1000));
   const sim1 = await simCounters();
-  agent.destroy();
+  await cl.close();
   receiver.closeAllConnections?.();
   receiver.close();
 
@@ -237,17 +262,17 @@ async function runAgentline() {
   if (!args.base || !args.token) usage();
   const to = args.to ?? "+15557654321";
   const pollMs = int(args["poll-ms"], 10);
-  const agent = new http.Agent({ keepAlive: true, maxSockets: C, maxFreeSockets: C });
-  const pollAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  const cl = client(C);
+  const poll = client(1);
   const headers = { authorization: `Bearer ${args.token}`, "content-type": "application/json" };
   const sendOne = async (i) => {
     const body = JSON.stringify({ to, body: `Your code is ${String(100000 + (i % 900000))}` });
-    const r = await request(agent, `${args.base}/sms/send`, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, body });
+    const r = await cl.request(`${args.base}/sms/send`, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, body });
     if (r.status !== 200) return `HTTP ${r.status}: ${r.body.slice(0, 160)}`;
     return JSON.parse(r.body).status === "queued" ? true : `unexpected body: ${r.body.slice(0, 160)}`;
   };
   const readMetrics = async () => {
-    const r = await request(pollAgent, `${args.base}/metrics`);
+    const r = await poll.request(`${args.base}/metrics`);
     let delivered = 0, failed = 0;
     for (const line of r.body.split("\n")) {
       if (!line.startsWith("agentline_sms_messages_total{") || !line.includes('direction="outbound"')) continue;
@@ -300,7 +325,7 @@ async function runAgentline() {
   const tEnd = delivered >= N ? tLastDelivered : performance.now();
   const cpu1 = snapCpu();
   const sim1 = await simCounters();
-  agent.destroy(); pollAgent.destroy();
+  await cl.close(); await poll.close();
 
   const secs = (tEnd - t0) / 1000;
   const res = {

@@ -15,6 +15,8 @@
 #   KANNEL_STORE=none   file|spool: Kannel's message store (persistence of queued messages)
 #   AGENTLINE_BIN=target/release/agentline   (build it first: cargo build --release --locked)
 #   POLL_MS=10        how often the agentline side polls /metrics
+#   GEN_CLIENT=undici the load generator's HTTP client on both sides: undici (npm, in tests/peers) or
+#                     http (node:http, about 3x the CPU per request on the shared cores)
 #   SIM_FLAGS=        extra simulator flags for kannel/agentline, e.g. "--dlr-delay-ms 0" or
 #                     "--fail-prefix 1555" (every receipt UNDELIV: checks the failure DLR path)
 #
@@ -27,9 +29,9 @@ mode=${1:-}
 case "$mode" in
   kannel|agentline) N=${2:-5000}; C=${3:-50} ;;
   mo-latency) ROUNDS=${2:-1000} ;;
-  *) sed -n '2,23p' "$0" >&2; exit 1 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 1 ;;
 esac
-RUNS=${RUNS:-1}; WINDOW=${WINDOW:-100}; DLR_MASK=${DLR_MASK:-3}; POLL_MS=${POLL_MS:-10}
+RUNS=${RUNS:-1}; WINDOW=${WINDOW:-100}; GEN_CLIENT=${GEN_CLIENT:-undici}; DLR_MASK=${DLR_MASK:-3}; POLL_MS=${POLL_MS:-10}
 KANNEL_LOG_LEVEL=${KANNEL_LOG_LEVEL:-2}; KANNEL_ACCESS_LOG=${KANNEL_ACCESS_LOG:-0}; KANNEL_STORE=${KANNEL_STORE:-none}
 BIN=${AGENTLINE_BIN:-target/release/agentline}
 ADMIN_KEY=bench-admin-key-0123456789
@@ -129,7 +131,7 @@ run_kannel() { # run_kannel RUN_DIR
   wait_for 15 "sendsms listening" sendsms_up || die "smsbox sendsms port not answering"
 
   node tools/bench-sms-e2e.mjs kannel --sendsms "http://127.0.0.1:$SENDSMS_PORT/cgi-bin/sendsms" \
-    --n "$N" --c "$C" --dlr-mask "$DLR_MASK" --control "http://127.0.0.1:$CONTROL_PORT" \
+    --n "$N" --c "$C" --client "$GEN_CLIENT" --dlr-mask "$DLR_MASK" --control "http://127.0.0.1:$CONTROL_PORT" \
     --pids "bearerbox=$BB_PID,smsbox=$SB_PID,smsc-sim=$SIM_PID" >"$d/out.txt" && local rc=0 || local rc=$?
   grep -v '^RESULT ' "$d/out.txt" || true
   grep '^RESULT ' "$d/out.txt" | cut -d' ' -f2- >>"$top/results.jsonl" || true
@@ -175,7 +177,7 @@ run_agentline() { # run_agentline RUN_DIR
   start_sim "$d"
   start_agentline "$d" "$SMPP_PORT"
   echo "  agentline $("$BIN" --version 2>/dev/null | awk '{print $2}'), binary built $(date -u -r "$BIN" +%Y-%m-%dT%H:%MZ), SQLite, window $WINDOW, number $NUMBER, idle RSS $(awk '/VmRSS/{printf "%.1f MB", $2/1024}' /proc/$AL_PID/status)"
-  node tools/bench-sms-e2e.mjs agentline --base "$AL_BASE" --token "$TOKEN" --n "$N" --c "$C" --poll-ms "$POLL_MS" \
+  node tools/bench-sms-e2e.mjs agentline --base "$AL_BASE" --token "$TOKEN" --n "$N" --c "$C" --client "$GEN_CLIENT" --poll-ms "$POLL_MS" \
     --control "http://127.0.0.1:$CONTROL_PORT" --pids "agentline=$AL_PID,smsc-sim=$SIM_PID" >"$d/out.txt" && local rc=0 || local rc=$?
   grep -v '^RESULT ' "$d/out.txt" || true
   grep '^RESULT ' "$d/out.txt" | cut -d' ' -f2- >>"$top/results.jsonl" || true
@@ -222,12 +224,12 @@ case "$mode" in
   kannel)
     ensure_kannel
     header "Kannel $(dpkg-query -W -f='${Version}' kannel 2>/dev/null || echo '?') (HTTP sendsms -> SMPP -> receipt -> DLR callback)"
-    echo "N=$N C=$C, window (max-pending-submits) $WINDOW, dlr-mask $DLR_MASK, log-level $KANNEL_LOG_LEVEL, access-log $KANNEL_ACCESS_LOG, store $KANNEL_STORE, dlr-storage internal"
+    echo "N=$N C=$C, generator client $GEN_CLIENT, window (max-pending-submits) $WINDOW, dlr-mask $DLR_MASK, log-level $KANNEL_LOG_LEVEL, access-log $KANNEL_ACCESS_LOG, store $KANNEL_STORE, dlr-storage internal"
     for r in $(seq 1 "$RUNS"); do echo "run $r/$RUNS:"; mkdir -p "$top/run$r"; run_kannel "$top/run$r"; done ;;
   agentline)
     ensure_agentline
     header "agentline (POST /sms/send -> submit_sm -> receipt -> delivered)"
-    echo "N=$N C=$C, AGENTLINE_SMPP_WINDOW $WINDOW, AGENTLINE_LOG ${AGENTLINE_LOG:-warn}, SQLite"
+    echo "N=$N C=$C, generator client $GEN_CLIENT, AGENTLINE_SMPP_WINDOW $WINDOW, AGENTLINE_LOG ${AGENTLINE_LOG:-warn}, SQLite"
     for r in $(seq 1 "$RUNS"); do echo "run $r/$RUNS:"; mkdir -p "$top/run$r"; run_agentline "$top/run$r"; done ;;
   mo-latency)
     ensure_agentline
