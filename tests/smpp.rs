@@ -405,7 +405,9 @@ async fn kill_9_during_an_mo_burst_loses_nothing_acknowledged() {
     assert_eq!(granted.status(), 200);
     smsc.wait("bound", 1).await;
 
-    let n = 2000;
+    // Long enough that the kill, sent once 100 are acknowledged, lands mid-burst even on a
+    // loaded machine (2,000 were all acknowledged before the kill in one loaded run).
+    let n = 10_000;
     smsc.mo_burst(json!({"count": n, "from": "+15557654321", "to": NUMBER, "prefix": "otp "})).await;
     smsc.wait("mo_acked", 100).await;
     server.kill();
