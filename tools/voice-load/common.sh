@@ -1,5 +1,17 @@
-# Shared by run.sh and sip-run.sh (sourced): waiting for the server and summarising its log.
-# Both expect $port, $pid (the server) and $dir (holding server.log).
+# Shared by run.sh and sip-run.sh (sourced): the run's priority, waiting for the server and
+# summarising its log. The last two expect $port, $pid (the server) and $dir (holding server.log).
+
+# Sets $prio from VOICE_LOAD_NICE (0 by default). When it is not 0: with the kernel's autogroup
+# scheduling a process's nice only counts inside its session's group, so the calling script is
+# re-run in a new session (called as `enter_priority_group "$@"` before anything is started) and
+# that group's nice is set too.
+enter_priority_group() {
+  prio=${VOICE_LOAD_NICE:-0}
+  if [ "$prio" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${VOICE_LOAD_IN_GROUP:-}" ]; then
+    VOICE_LOAD_IN_GROUP=1 exec setsid -w "$0" "$@"
+  fi
+  if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
+}
 
 # Waits up to 10 s for the server's /health; exits with its log's tail if it never answers.
 wait_for_server() {

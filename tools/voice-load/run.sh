@@ -8,15 +8,11 @@
 # itself in a new session (setsid) and sets that group's nice too. VOICE_LOAD_PORT: 18430.
 # VOICE_LOAD_SERVER_LOG=FILE keeps the server's log.
 set -euo pipefail
-prio=${VOICE_LOAD_NICE:-0}
-if [ "$prio" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${VOICE_LOAD_IN_GROUP:-}" ]; then
-  VOICE_LOAD_IN_GROUP=1 exec setsid -w "$0" "$@"
-fi
-if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=common.sh
 . "$here/common.sh"
+enter_priority_group "$@"
 calls=${1:?usage: run.sh CALLS SECONDS [harness options]}
 secs=${2:?usage: run.sh CALLS SECONDS [harness options]}
 shift 2

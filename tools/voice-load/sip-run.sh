@@ -21,15 +21,11 @@
 #                                of 500 calls' RTP) and drops when its thread is late; the server's
 #                                RTP sockets see a packet per call per 20 ms and do not need it.
 set -euo pipefail
-prio=${VOICE_LOAD_NICE:-0}
-if [ "$prio" != 0 ] && [ -w /proc/self/autogroup ] && [ -z "${VOICE_LOAD_IN_GROUP:-}" ]; then
-  VOICE_LOAD_IN_GROUP=1 exec setsid -w "$0" "$@"
-fi
-if [ -n "${VOICE_LOAD_IN_GROUP:-}" ]; then echo "$prio" > /proc/self/autogroup; fi
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 # shellcheck source=common.sh
 . "$here/common.sh"
+enter_priority_group "$@"
 calls=${1:?usage: sip-run.sh CALLS SECONDS [harness options]}
 secs=${2:?usage: sip-run.sh CALLS SECONDS [harness options]}
 shift 2
