@@ -568,6 +568,20 @@ impl Core {
                             taken += 1;
                             next = if taken < INBOUND_BATCH { inbound.try_recv().ok() } else { None };
                         }
+                        // Input first, but not input only: with `biased` a steady stream (or a
+                        // flood of strangers) would otherwise never let a timer, a command or
+                        // the stop signal through.
+                        let now = Instant::now();
+                        if self.next_deadline().is_some_and(|d| now >= d) {
+                            self.on_timers(now);
+                        }
+                        for _ in 0..INBOUND_BATCH {
+                            let Ok(command) = commands.try_recv() else { break };
+                            self.on_command(command);
+                        }
+                        if stop.has_changed().unwrap_or(true) {
+                            break;
+                        }
                     }
                     None => break,
                 },
@@ -1815,8 +1829,7 @@ impl Core {
         if supports {
             let _ = headers.push("Require", "timer");
         }
-        let answered = ok.clone();
-        self.arm_session_timer(id, &answered, Dir::In);
+        self.arm_session_timer(id, ok, Dir::In);
     }
 
     fn on_info(&mut self, id: u64, request: &Message) {
