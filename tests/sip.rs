@@ -443,6 +443,10 @@ async fn callback_sip_uri_refusals() {
     sim.stop().await;
 
     let (s, token) = server("sip:127.0.0.1:5999", free_sip_port()).await;
+    // A malformed URI is refused before any call exists: no row in the history.
+    let body = json!({"phone_number": NUMBER, "to": FAR, "callback_sip_uri": "agent at example"});
+    support::expect_error(s.post("/sms/voice/dial", Some(&token), &body).await, 400, "invalid_request").await;
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM calls").await, 0);
     let body = json!({"phone_number": NUMBER, "to": FAR, "callback_sip_uri": "sip:agent@127.0.0.1:5070"});
     let resp = s.post("/sms/voice/dial", Some(&token), &body).await;
     let err = support::expect_error(resp, 400, "invalid_request").await;

@@ -222,6 +222,10 @@ impl VoiceService {
         if let LinkState::Down { .. } = self.inner.network.link_state() {
             return Err(VoiceError::Unavailable);
         }
+        // A malformed endpoint is the caller's mistake: refused before a call row exists.
+        if let Some(uri) = &callback {
+            crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
+        }
         let call_id = new_call_id();
         let row = CallWrite::Insert {
             call_id: call_id.clone(),
