@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-
 use std::time::Instant;
 
 use prometheus_client::metrics::histogram::Histogram;
