@@ -228,7 +228,8 @@ pub enum TxEvent {
     CancelFor { invite: TxKey, cancel: TxKey },
     /// A response for our client transaction `key`: every 1xx, the final, and for an INVITE
     /// every 2xx (retransmissions and other forks included) until Timer M, each to be ACKed.
-    Response { key: TxKey, response: Message },
+    /// `peer`: where the request went.
+    Response { key: TxKey, response: Message, peer: Peer },
     /// Transaction `key` failed: no response (Timers B, F), no ACK (Timers H, L), or no final
     /// response from the core in time. It is gone.
     Timeout { key: TxKey },
@@ -786,8 +787,8 @@ impl TxLayer {
             _ => {}
         }
         if let Some(response) = event {
-            let key = tx.key.clone();
-            self.emit(TxEvent::Response { key, response });
+            let (key, peer) = (tx.key.clone(), tx.peer);
+            self.emit(TxEvent::Response { key, response, peer });
         }
         if terminate {
             self.remove(id);
@@ -1108,7 +1109,10 @@ mod tests {
         let ringing = reply(&request, 180);
         layer.on_message(ringing.clone(), udp(), start + ms(700));
         let outputs = drain(&mut layer);
-        assert_eq!(events(&outputs), vec![TxEvent::Response { key: key.clone(), response: ringing.clone() }]);
+        assert_eq!(
+            events(&outputs),
+            vec![TxEvent::Response { key: key.clone(), response: ringing.clone(), peer: udp() }]
+        );
         assert!(sent(&outputs).is_empty());
         // A second 1xx goes up as well.
         layer.on_message(ringing.clone(), udp(), start + ms(800));
@@ -1135,7 +1139,7 @@ mod tests {
         let busy = reply(&request, 486);
         layer.on_message(busy.clone(), udp(), start + secs(2));
         let outputs = drain(&mut layer);
-        assert_eq!(events(&outputs), vec![TxEvent::Response { key: key.clone(), response: busy.clone() }]);
+        assert_eq!(events(&outputs), vec![TxEvent::Response { key: key.clone(), response: busy.clone(), peer: udp() }]);
         let acks = sent(&outputs);
         assert_eq!(acks.len(), 1);
         let ack = &acks[0];
@@ -1200,10 +1204,13 @@ mod tests {
         layer.on_message(ok.clone(), udp(), start + secs(1));
         let outputs = drain(&mut layer);
         assert!(sent(&outputs).is_empty(), "the 2xx ACK is the core's");
-        assert_eq!(events(&outputs), vec![TxEvent::Response { key: key.clone(), response: ok.clone() }]);
+        assert_eq!(events(&outputs), vec![TxEvent::Response { key: key.clone(), response: ok.clone(), peer: udp() }]);
 
         layer.on_message(ok.clone(), udp(), start + ms(1500));
-        assert_eq!(events(&drain(&mut layer)), vec![TxEvent::Response { key: key.clone(), response: ok.clone() }]);
+        assert_eq!(
+            events(&drain(&mut layer)),
+            vec![TxEvent::Response { key: key.clone(), response: ok.clone(), peer: udp() }]
+        );
         // No retransmission of the INVITE in Accepted, and a late 486 is ignored.
         layer.on_message(reply(&request, 486), udp(), start + secs(2));
         assert!(drain(&mut layer).is_empty());
@@ -1238,7 +1245,10 @@ mod tests {
         // The 200 for the CANCEL goes to the CANCEL, the 487 to the INVITE.
         let cancel_ok = reply(&cancel, 200);
         layer.on_message(cancel_ok.clone(), udp(), start + ms(10_100));
-        assert_eq!(events(&drain(&mut layer)), vec![TxEvent::Response { key: cancel_key, response: cancel_ok }]);
+        assert_eq!(
+            events(&drain(&mut layer)),
+            vec![TxEvent::Response { key: cancel_key, response: cancel_ok, peer: udp() }]
+        );
         assert_eq!(layer.len(), 2);
 
         // No 487: the INVITE fails 64*T1 after the CANCEL, not after the 3-minute cap.
@@ -1282,7 +1292,10 @@ mod tests {
         drain(&mut layer);
         let trying = reply(&options, 100);
         layer.on_message(trying.clone(), udp(), start + ms(200));
-        assert_eq!(events(&drain(&mut layer)), vec![TxEvent::Response { key: key.clone(), response: trying }]);
+        assert_eq!(
+            events(&drain(&mut layer)),
+            vec![TxEvent::Response { key: key.clone(), response: trying, peer: udp() }]
+        );
         let timeline = run(&mut layer, start, secs(40));
         let expected = [500, 4500, 8500, 12_500, 16_500, 20_500, 24_500, 28_500];
         assert_eq!(send_times(&timeline), ms_list(&expected));
@@ -1298,7 +1311,7 @@ mod tests {
         drain(&mut layer);
         let ok = reply(&options, 200);
         layer.on_message(ok.clone(), udp(), start + ms(300));
-        assert_eq!(events(&drain(&mut layer)), vec![TxEvent::Response { key, response: ok.clone() }]);
+        assert_eq!(events(&drain(&mut layer)), vec![TxEvent::Response { key, response: ok.clone(), peer: udp() }]);
         layer.on_message(ok.clone(), udp(), start + ms(900));
         assert!(drain(&mut layer).is_empty());
         assert_eq!(layer.len(), 1);

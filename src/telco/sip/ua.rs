@@ -1064,19 +1064,20 @@ impl Core {
             TxEvent::Request { key, request, from } => self.on_request(key, request, from),
             TxEvent::Ack { request, .. } => self.on_ack(request),
             TxEvent::CancelFor { invite, .. } => self.on_cancelled(invite),
-            TxEvent::Response { key, response } => self.on_response(key, response),
+            TxEvent::Response { key, response, peer } => self.on_response(key, response, peer),
             TxEvent::Timeout { key } => self.on_tx_timeout(key),
             TxEvent::StrayResponse { response, from } => self.on_stray(response, from),
         }
     }
 
-    fn on_response(&mut self, key: TxKey, response: Message) {
+    /// `peer`: where the request went (the trunk, or an agent's own endpoint).
+    fn on_response(&mut self, key: TxKey, response: Message, peer: Peer) {
         let Some(code) = response.status_code() else { return };
         let Some(&(id, purpose)) = self.by_tx.get(&key) else {
-            // A 2xx for a call that is gone (it crossed our hang-up): ACK it, then BYE.
+            // A 2xx for a call that is gone (it crossed our hang-up): ACK it, then BYE, towards
+            // the peer the INVITE went to.
             if (200..300).contains(&code) && matches!(response.cseq(), Ok((_, Method::Invite))) {
-                let trunk = self.trunk;
-                self.ack_and_bye(&response, trunk);
+                self.ack_and_bye(&response, peer);
             }
             return;
         };
@@ -1087,7 +1088,7 @@ impl Core {
         }
         match purpose {
             Purpose::Register => self.on_register_response(code, &response),
-            Purpose::Invite => self.on_invite_response(id, key, code, &response),
+            Purpose::Invite => self.on_invite_response(id, code, &response),
             Purpose::Refresh => self.on_refresh_response(id, code, &response),
             Purpose::Cancel | Purpose::Bye => {}
         }
@@ -1162,14 +1163,10 @@ impl Core {
         }
     }
 
-    fn on_invite_response(&mut self, id: u64, key: TxKey, code: u16, response: &Message) {
-        let Some(call) = self.calls.get_mut(&id) else {
-            // The call is gone (hung up); a late 2xx still needs its ACK and a BYE.
-            if (200..300).contains(&code) {
-                self.by_tx.remove(&key);
-            }
-            return;
-        };
+    fn on_invite_response(&mut self, id: u64, code: u16, response: &Message) {
+        // A call's transactions leave `by_tx` with it (`remove`): a late 2xx for a call that is
+        // gone is ACKed and BYEd in `on_response`, not here.
+        let Some(call) = self.calls.get_mut(&id) else { return };
         if code < 200 {
             // Any provisional, 100 included, allows a CANCEL (§9.1).
             call.provisional_seen = true;
@@ -2128,6 +2125,44 @@ mod tests {
         assert_eq!(bye[0].cseq().expect("cseq"), (2, Method::Bye));
         assert!(bye[0].header("To").expect("to").contains("far-tag"));
         assert!(h.core.calls.is_empty());
+    }
+
+    /// A 2xx retransmitted after we hung up a call to an agent's own endpoint is ACKed and
+    /// BYEd at that endpoint, not at the trunk.
+    #[tokio::test]
+    async fn a_late_2xx_from_an_agent_endpoint_is_acked_and_byed_there() {
+        let mut h = harness(settings(""));
+        let agent = Peer { addr: "203.0.113.5:5070".parse().expect("addr"), transport: Kind::Udp };
+        let uri = Uri::parse("sip:agent@203.0.113.5:5070").expect("uri");
+        let to = NameAddr::new(uri.clone());
+        let mut leg = h
+            .core
+            .dial_target(E164::parse(OURS).expect("e164"), uri, to, agent, false, Instant::now())
+            .expect("dialled");
+        h.core.flush();
+        let (dest, bytes) = h.core.outbox.pop().expect("the INVITE");
+        assert_eq!(dest, agent);
+        let invite = Message::parse(&bytes, Framing::Datagram).expect("sip");
+        let mut ok = Message::response(&invite, 200, "OK", Some("agent-tag")).expect("200");
+        ok.headers_mut().push("Contact", "<sip:agent@203.0.113.5:5070>").expect("contact");
+        ok.set_body("application/sdp", FAR_SDP.as_bytes().to_vec()).expect("body");
+        h.feed(ok.clone());
+        while !matches!(next_event(&mut leg).await, LegEvent::Answered) {}
+        leg.commands.send(LegCommand::Hangup).await.expect("send");
+        h.pump_commands().await;
+        h.core.flush();
+        h.core.outbox.clear(); // the ACK and our BYE
+        assert!(h.core.calls.is_empty());
+
+        h.feed(ok);
+        h.core.flush();
+        let sent: Vec<(Peer, Option<Method>)> = h
+            .core
+            .outbox
+            .drain(..)
+            .map(|(to, bytes)| (to, Message::parse(&bytes, Framing::Datagram).expect("sip").method().cloned()))
+            .collect();
+        assert_eq!(sent, vec![(agent, Some(Method::Ack)), (agent, Some(Method::Bye))]);
     }
 
     #[tokio::test]
