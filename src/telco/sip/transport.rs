@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ use super::transaction::{Peer, Transport as Kind};
 pub const INBOUND_QUEUE: usize = 4096;
 /// Messages queued per TCP connection at most.
 const WRITE_QUEUE: usize = 256;
+/// Datagrams waiting for the UDP socket to become writable at most; beyond it one is dropped
+/// (SIP over UDP retransmits) rather than queued without bound.
+const UDP_DEFERRED: usize = 1024;
 /// TCP connections held at most (accepted and opened).
 const MAX_CONNECTIONS: usize = 1024;
 /// A TCP connect to the trunk gives up after this long.
@@ -50,6 +54,8 @@ pub struct SipTransport {
     connections: Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>,
     inbound: mpsc::Sender<Inbound>,
     stop: watch::Receiver<bool>,
+    /// Datagrams waiting for the socket to become writable.
+    deferred: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for SipTransport {
@@ -67,7 +73,14 @@ impl SipTransport {
     ) -> io::Result<(Arc<Self>, Vec<JoinHandle<()>>)> {
         let (udp, tcp) = bind_pair(listen).await?;
         let local = udp.local_addr()?;
-        let this = Arc::new(Self { udp: Arc::new(udp), local, connections: Mutex::new(HashMap::new()), inbound, stop });
+        let this = Arc::new(Self {
+            udp: Arc::new(udp),
+            local,
+            connections: Mutex::new(HashMap::new()),
+            inbound,
+            stop,
+            deferred: Arc::new(AtomicUsize::new(0)),
+        });
         let tasks = vec![tokio::spawn(this.clone().udp_loop()), tokio::spawn(this.clone().accept_loop(tcp))];
         Ok((this, tasks))
     }
@@ -84,10 +97,16 @@ impl SipTransport {
                 match self.udp.try_send_to(&bytes, to.addr) {
                     Ok(_) => {}
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                        // Not writable right now (a full buffer): send when it is.
-                        let udp = self.udp.clone();
+                        // Not writable right now (a full buffer): send when it is, a bounded number.
+                        if self.deferred.fetch_add(1, Ordering::Relaxed) >= UDP_DEFERRED {
+                            self.deferred.fetch_sub(1, Ordering::Relaxed);
+                            tracing::debug!(peer = %to.addr, "SIP datagram dropped: send buffer full");
+                            return;
+                        }
+                        let (udp, deferred) = (self.udp.clone(), self.deferred.clone());
                         tokio::spawn(async move {
                             let _ = udp.send_to(&bytes, to.addr).await;
+                            deferred.fetch_sub(1, Ordering::Relaxed);
                         });
                     }
                     Err(err) => tracing::debug!(peer = %to.addr, error = %err, "SIP datagram not sent"),
