@@ -622,11 +622,7 @@ impl Core {
             (Method::Ack, _) => return known || from_carrier,
             (Method::Cancel, _) if !from_carrier && !known => Some((481, "Call/Transaction Does Not Exist")),
             (Method::Options, false) => {
-                if let Ok(mut ok) = Message::response(message, 200, "OK", Some(&token())) {
-                    let headers = ok.headers_mut();
-                    let _ = headers.push("Allow", ALLOW);
-                    let _ = headers.push("Accept", "application/sdp");
-                    let _ = headers.push("Supported", "timer");
+                if let Some(ok) = options_ok(message, Some(&token())) {
                     self.tx.send_stateless(&ok, from);
                 }
                 return false;
@@ -1486,11 +1482,7 @@ impl Core {
                 self.remove(id);
             }
             (Method::Options, _) => {
-                if let Ok(mut ok) = Message::response(&request, 200, "OK", None) {
-                    let headers = ok.headers_mut();
-                    let _ = headers.push("Allow", ALLOW);
-                    let _ = headers.push("Accept", "application/sdp");
-                    let _ = headers.push("Supported", "timer");
+                if let Some(ok) = options_ok(&request, None) {
                     self.send_response(ok);
                 }
             }
@@ -1949,6 +1941,16 @@ fn host_of(ip: IpAddr) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
+}
+
+/// The 200 to an OPTIONS: what we allow, accept and support.
+fn options_ok(request: &Message, to_tag: Option<&str>) -> Option<Message> {
+    let mut ok = Message::response(request, 200, "OK", to_tag).ok()?;
+    let headers = ok.headers_mut();
+    let _ = headers.push("Allow", ALLOW);
+    let _ = headers.push("Accept", "application/sdp");
+    let _ = headers.push("Supported", "timer");
+    Some(ok)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
