@@ -37,7 +37,7 @@ pub struct WriterMetrics {
 }
 
 impl WriterMetrics {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             batch_jobs: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(1.0, 2.0, 11)),
             // 20 µs .. ~0.4 s in steps of 25%.
