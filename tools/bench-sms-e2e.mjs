@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Load generator and receivers for tools/bench-sms-e2e.sh (issue #5: SMS throughput, agentline vs
-// Kannel, both against tests/peers/smsc.mjs). Node >= 20; undici from tests/peers/node_modules
-// (--client undici, the default) or node:http (--client http). 127.0.0.1 only.
+// Kannel, both against tests/peers/smsc.mjs). Node >= 20. 127.0.0.1 only. The measured requests go
+// out through --client: `rust` (the default: tools/http-drive, a native closed-loop HTTP/1.1
+// driver, --drive PATH), `undici` (tests/peers/node_modules) or `http` (node:http); warm-up and
+// /metrics polls always use undici. The load-gen CPU figure includes the driver (a child process).
 //
 //   node tools/bench-sms-e2e.mjs kannel    --sendsms URL --n N --c C [--dlr-mask 3] [--control URL]
 //                                          [--pids label=PID,...] [--timeout-s S]
@@ -23,16 +25,19 @@
 // URL; its counters are read at the end as a cross-check.
 import http from "node:http";
 import { createRequire } from "node:module";
-import { readFileSync } from "node:fs";
+import { readFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 
 const args = parseArgs(process.argv.slice(2));
 const mode = args._[0];
 if (!["kannel", "agentline"].includes(mode)) usage();
 const N = int(args.n, 5000), C = int(args.c, 50);
-const CLIENT = args.client ?? "undici";
-if (!["undici", "http"].includes(CLIENT)) usage();
+const CLIENT = args.client ?? "rust";
+if (!["rust", "undici", "http"].includes(CLIENT)) usage();
+const DRIVE = args.drive ?? new URL("./http-drive/target/release/http-drive", import.meta.url).pathname;
 const TIMEOUT_S = int(args["timeout-s"], Math.max(60, Math.ceil(N / 100)));
 const CLK_TCK = (() => { try { return Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100; } catch { return 100; } })();
 const pids = String(args.pids ?? "").split(",").filter(Boolean).map((s) => {
@@ -62,7 +67,9 @@ function cpuTicks(pid) {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = s.slice(s.lastIndexOf(")") + 2).split(" "); // fields from 3 (state) on
-    return Number(f[11]) + Number(f[12]); // utime (14) + stime (15)
+    // utime (14) + stime (15); for this process also its reaped children (16, 17): the driver
+    const children = pid === process.pid ? Number(f[13]) + Number(f[14]) : 0;
+    return Number(f[11]) + Number(f[12]) + children;
   } catch { return NaN; }
 }
 function memKb(pid, key) {
@@ -165,6 +172,37 @@ async function drive(c, count, job) {
   return { accepted, errors, firstError, tLastAccept, lat: Array.from(lat).sort((a, b) => a - b) };
 }
 
+// The same closed loop as drive(), run by tools/http-drive: `url` and `body` are templates ({i},
+// {code}); resolves to drive()'s result plus `starts` (performance.now() at each request's start).
+async function driveNative(c, count, { method = "GET", url, headers = {}, body = null, ok = [200] }) {
+  const dir = mkdtempSync(join(tmpdir(), "http-drive-"));
+  const out = join(dir, "records.bin");
+  const argv = ["--n", String(count), "--c", String(c), "--method", method, "--url", url, "--ok", ok.join(","), "--out", out];
+  for (const [k, v] of Object.entries(headers)) argv.push("--header", `${k}: ${v}`);
+  if (body !== null) argv.push("--body", body);
+  const child = spawn(DRIVE, argv, { stdio: ["ignore", "pipe", "inherit"] });
+  let stdout = "";
+  child.stdout.on("data", (b) => { stdout += b; });
+  const code = await new Promise((resolve, reject) => { child.on("error", reject); child.on("close", resolve); });
+  if (code !== 0) throw new Error(`${DRIVE} exited with ${code}`);
+  const summary = JSON.parse(stdout);
+  const raw = readFileSync(out);
+  rmSync(dir, { recursive: true, force: true });
+  const rec = new Float64Array(raw.buffer, raw.byteOffset, raw.length / 8);
+  const toPerf = (epochMs) => epochMs - performance.timeOrigin;
+  const starts = new Float64Array(count), lat = [];
+  for (let i = 0; i < count; i++) {
+    starts[i] = toPerf(rec[2 * i]);
+    if (!Number.isNaN(rec[2 * i + 1])) lat.push(rec[2 * i + 1]);
+  }
+  lat.sort((a, b) => a - b);
+  return {
+    accepted: summary.accepted, errors: summary.errors, firstError: summary.first_error,
+    tLastAccept: summary.t_last_accept_epoch_ms === null ? 0 : toPerf(summary.t_last_accept_epoch_ms),
+    t0: toPerf(summary.t0_epoch_ms), lat, starts,
+  };
+}
+
 // ---- kannel -------------------------------------------------------------------------------------
 async function runKannel() {
   if (!args.sendsms) usage();
@@ -216,12 +254,21 @@ async function runKannel() {
   const sim0 = await simCounters();
 
   const cpu0 = snapCpu();
-  const t0 = performance.now();
-  const d = await drive(C, N, async (i, t) => {
-    sent[i] = t;
-    const r = await cl.request(mkUrl(i));
-    return r.status === 202 || r.status === 200 ? true : `HTTP ${r.status}: ${r.body.slice(0, 120)}`;
-  });
+  let t0 = performance.now();
+  let d;
+  if (CLIENT === "rust") {
+    const template = mkUrl("__I__").toString().replaceAll("__I__", "{i}")
+      .replace(/text=[^&]*/, "text=Your+code+is+{code}");
+    d = await driveNative(C, N, { url: template, ok: [200, 202] });
+    t0 = d.t0;
+    sent.set(d.starts);
+  } else {
+    d = await drive(C, N, async (i, t) => {
+      sent[i] = t;
+      const r = await cl.request(mkUrl(i));
+      return r.status === 202 || r.status === 200 ? true : `HTTP ${r.status}: ${r.body.slice(0, 120)}`;
+    });
+  }
   const tAccepted = d.tLastAccept;
   const timer = setTimeout(resolveAll, TIMEOUT_S * 1000);
   if (d.accepted < N) resolveAll(); // some were refused: do not wait for callbacks that never come
@@ -300,7 +347,7 @@ async function runAgentline() {
   const sim0 = await simCounters();
 
   const cpu0 = snapCpu();
-  const t0 = performance.now();
+  let t0 = performance.now();
   let done = false, delivered = 0, failed = 0, tLastDelivered = 0, polls = 0, target = N;
   const poller = (async () => {
     const deadline = t0 + TIMEOUT_S * 1000;
@@ -317,7 +364,13 @@ async function runAgentline() {
       await new Promise((r) => setTimeout(r, pollMs));
     }
   })();
-  const d = await drive(C, N, (i) => sendOne(i));
+  const d = CLIENT === "rust"
+    ? await driveNative(C, N, {
+      method: "POST", url: `${args.base}/sms/send`, headers,
+      body: JSON.stringify({ to, body: "Your code is {code}" }), ok: [200],
+    })
+    : await drive(C, N, (i) => sendOne(i));
+  if (d.t0 !== undefined) t0 = d.t0; // the first request, not the driver's start
   const tAccepted = d.tLastAccept;
   target = d.accepted; // refused sends never reach a final state
   await poller;

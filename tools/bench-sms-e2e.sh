@@ -15,8 +15,9 @@
 #   KANNEL_STORE=none   file|spool: Kannel's message store (persistence of queued messages)
 #   AGENTLINE_BIN=target/release/agentline   (build it first: cargo build --release --locked)
 #   POLL_MS=10        how often the agentline side polls /metrics
-#   GEN_CLIENT=undici the load generator's HTTP client on both sides: undici (npm, in tests/peers) or
-#                     http (node:http, about 3x the CPU per request on the shared cores)
+#   GEN_CLIENT=rust   the load generator's HTTP client on both sides: rust (tools/http-drive, built here
+#                     with cargo if missing: the agentline side's load-gen CPU per message fell from
+#                     ~120 to ~50 µs), undici (npm, in tests/peers) or http (node:http, ~3x undici)
 #   SIM_FLAGS=        extra simulator flags for kannel/agentline, e.g. "--dlr-delay-ms 0" or
 #                     "--fail-prefix 1555" (every receipt UNDELIV: checks the failure DLR path)
 #
@@ -31,7 +32,7 @@ case "$mode" in
   mo-latency) ROUNDS=${2:-1000} ;;
   *) sed -n '2,/^set -euo/p' "$0" | grep '^#' >&2; exit 1 ;;
 esac
-RUNS=${RUNS:-1}; WINDOW=${WINDOW:-100}; GEN_CLIENT=${GEN_CLIENT:-undici}; DLR_MASK=${DLR_MASK:-3}; POLL_MS=${POLL_MS:-10}
+RUNS=${RUNS:-1}; WINDOW=${WINDOW:-100}; GEN_CLIENT=${GEN_CLIENT:-rust}; DLR_MASK=${DLR_MASK:-3}; POLL_MS=${POLL_MS:-10}
 KANNEL_LOG_LEVEL=${KANNEL_LOG_LEVEL:-2}; KANNEL_ACCESS_LOG=${KANNEL_ACCESS_LOG:-0}; KANNEL_STORE=${KANNEL_STORE:-none}
 BIN=${AGENTLINE_BIN:-target/release/agentline}
 ADMIN_KEY=bench-admin-key-0123456789
@@ -72,6 +73,9 @@ header() {
 
 ensure_peers() {
   [ -d tests/peers/node_modules/smpp ] || bash tests/peers/setup.sh >&2
+  if [ "$GEN_CLIENT" = rust ] && [ ! -x tools/http-drive/target/release/http-drive ]; then
+    (cd tools/http-drive && cargo build --release --locked --quiet) >&2 || die "building tools/http-drive failed"
+  fi
 }
 
 # start_sim DIR: the simulator as its own process (record off); sets SIM_PID SMPP_PORT CONTROL_PORT
