@@ -219,6 +219,13 @@ run_mo_latency() { # run_mo_latency RUN_DIR
   grep -v '^RESULT ' "$d/out.txt" || true
   [ "$rc" = 0 ] || { echo "  (bench-mo-latency.mjs exited $rc)"; sed 's/^/    /' "$d/mo.log"; tail -10 "$d/server.log" | sed 's/^/    /'; }
   grep '^RESULT ' "$d/out.txt" | cut -d' ' -f2- >>"$top/results.jsonl" || true
+  # Where the time goes on the server: from the MO's commit to the long-poll's answer (claim
+  # included), and the writer's transactions (the MO's own commit).
+  curl -s "$AL_BASE/metrics" | awk '
+    /^agentline_sms_longpoll_wakeup_seconds_sum/ { s = $2 }
+    /^agentline_sms_longpoll_wakeup_seconds_count/ { n = $2 }
+    END { if (n > 0) printf "  server: MO commit -> long-poll answered %.2f ms mean over %d wake-ups\n", 1000 * s / n, n }'
+  writer_summary
   stop_all
 }
 
