@@ -52,6 +52,18 @@ pub enum Backend {
     Postgres,
 }
 
+impl Backend {
+    /// The statement that begins a write transaction, when it is not the plain `BEGIN`:
+    /// `BEGIN IMMEDIATE` on SQLite takes the write lock up front, so a read-then-write never
+    /// fails with SQLITE_BUSY_SNAPSHOT.
+    fn begin_write_sql(self) -> Option<&'static str> {
+        match self {
+            Self::Sqlite => Some("BEGIN IMMEDIATE"),
+            Self::Postgres => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unsupported database url (want sqlite: or postgres:)")]
@@ -119,12 +131,11 @@ impl Store {
         Ok(())
     }
 
-    /// Begins a write transaction: `BEGIN IMMEDIATE` on SQLite takes the write lock up front,
-    /// so a read-then-write never fails with SQLITE_BUSY_SNAPSHOT.
+    /// Begins a write transaction (see [`Backend::begin_write_sql`]).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.write.begin().await,
+        match self.backend.begin_write_sql() {
+            Some(sql) => self.write.begin_with(sql).await,
+            None => self.write.begin().await,
         }
     }
 

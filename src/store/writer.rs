@@ -277,7 +277,7 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) 
             }
         }
         metrics.batch_jobs.observe(batch.len() as f64);
-        let (conn, since) = match lease.take() {
+        let (mut conn, since) = match lease.take() {
             Some(held) => held,
             None => match store.write.acquire().await {
                 Ok(conn) => (conn, Instant::now()),
@@ -290,7 +290,6 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) 
                 }
             },
         };
-        let mut conn = conn;
         match execute(&mut conn, store.backend, &batch, Some(&timing)).await {
             Ok(results) => {
                 answer(batch.drain(..), results);
@@ -381,10 +380,9 @@ async fn execute(
     timing: Option<&BatchTiming<'_>>,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let started = Instant::now();
-    // `BEGIN IMMEDIATE` on SQLite takes the write lock up front (see `Store::begin_write`).
-    let mut tx = match backend {
-        Backend::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => conn.begin().await?,
+    let mut tx = match backend.begin_write_sql() {
+        Some(sql) => conn.begin_with(sql).await?,
+        None => conn.begin().await?,
     };
     let mut outcomes: Vec<Option<Outcome>> = (0..batch.len()).map(|_| None).collect();
 
