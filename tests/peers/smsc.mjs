@@ -636,7 +636,8 @@ export async function startSmsc(options = {}) {
     return { from: spec.from, to: spec.to, text: spec.text, dc, parts, udh16: !!spec.udh16, sar: !!spec.sar, order, bodies };
   }
 
-  function injectValidated(v) {
+  // onAcked: called once, when every part of this MO is acknowledged.
+  function injectValidated(v, onAcked = null) {
     const id = nextMoId++;
     const rec = config.record;
     const mo = {
@@ -681,7 +682,7 @@ export async function startSmsc(options = {}) {
           if (st !== 0) return;
           mo.acked_parts++;
           counters.mo_parts_acked++;
-          if (mo.acked_parts === mo.parts) { mo.acked_at_ms = Date.now(); counters.mo_acked++; }
+          if (mo.acked_parts === mo.parts) { mo.acked_at_ms = Date.now(); counters.mo_acked++; onAcked?.(); }
           notify();
         },
       };
@@ -693,15 +694,29 @@ export async function startSmsc(options = {}) {
 
   function injectMo(spec) { return injectValidated(validateMo(spec)); }
 
+  // Without a window every MO is sent at once; with one, at most `window` are unacknowledged at a
+  // time and the next goes out when one is acknowledged (ids then lists only the first window).
   function injectBurst(spec) {
     if (!spec || typeof spec !== "object" || Array.isArray(spec)) throw new BadRequest("burst spec must be a JSON object");
-    const { count, from, to, prefix = "" } = spec;
-    for (const k of Object.keys(spec)) if (!["count", "from", "to", "prefix"].includes(k)) throw new BadRequest(`unknown burst key: ${k}`);
+    const { count, from, to, prefix = "", window = null } = spec;
+    for (const k of Object.keys(spec)) if (!["count", "from", "to", "prefix", "window"].includes(k)) throw new BadRequest(`unknown burst key: ${k}`);
     if (!Number.isSafeInteger(count) || count < 0 || count > 1_000_000) throw new BadRequest("count must be an integer 0..1000000");
     if (typeof prefix !== "string") throw new BadRequest("prefix must be a string");
+    if (window !== null && !(Number.isSafeInteger(window) && window > 0)) throw new BadRequest("window must be a positive integer");
     validateMo({ from, to, text: `${prefix}0` }); // address checks
     const ids = [];
-    for (let i = 0; i < count; i++) ids.push(injectValidated(validateMo({ from, to, text: `${prefix}${i}` })));
+    if (window === null) {
+      for (let i = 0; i < count; i++) ids.push(injectValidated(validateMo({ from, to, text: `${prefix}${i}` })));
+      return ids;
+    }
+    const ep = epoch;
+    let next = 0;
+    const sendNext = () => {
+      if (next >= count || ep !== epoch) return null;
+      const i = next++;
+      return injectValidated(validateMo({ from, to, text: `${prefix}${i}` }), sendNext);
+    };
+    for (let w = 0; w < Math.min(window, count); w++) ids.push(sendNext());
     return ids;
   }
 
