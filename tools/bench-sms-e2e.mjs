@@ -141,6 +141,9 @@ function request(agent, url, { method = "GET", headers = {}, body = null } = {})
     if (body !== null) req.end(body); else req.end();
   });
 }
+// The message text of request i, on both sides and in tools/http-drive's `{code}` template.
+const smsText = (code) => `Your code is ${code}`;
+const codeOf = (i) => String(100000 + (i % 900000));
 function pct(sorted, p) {
   if (!sorted.length) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
@@ -236,12 +239,12 @@ async function runKannel() {
 
   const cl = client(C);
   const base = new URL(args.sendsms);
-  const mkUrl = (i) => { // i: message index, or "warmup"
+  const mkUrl = (i, code = codeOf(Number(i) || 0)) => { // i: message index, or "warmup"
     const u = new URL(base);
     const q = u.searchParams;
     q.set("username", "bench"); q.set("password", "bench");
     q.set("from", "15550100000"); q.set("to", "15557654321");
-    q.set("text", `Your code is ${String(100000 + ((Number(i) || 0) % 900000))}`);
+    q.set("text", smsText(code));
     q.set("dlr-mask", String(mask));
     q.set("dlr-url", `${dlrBase}?i=${i}&t=%d`);
     return u;
@@ -257,8 +260,7 @@ async function runKannel() {
   let t0 = performance.now();
   let d;
   if (CLIENT === "rust") {
-    const template = mkUrl("__I__").toString().replaceAll("__I__", "{i}")
-      .replace(/text=[^&]*/, "text=Your+code+is+{code}");
+    const template = mkUrl("__I__", "__CODE__").toString().replaceAll("__I__", "{i}").replaceAll("__CODE__", "{code}");
     d = await driveNative(C, N, { url: template, ok: [200, 202] });
     t0 = d.t0;
     sent.set(d.starts);
@@ -313,7 +315,7 @@ async function runAgentline() {
   const poll = client(1);
   const headers = { authorization: `Bearer ${args.token}`, "content-type": "application/json" };
   const sendOne = async (i) => {
-    const body = JSON.stringify({ to, body: `Your code is ${String(100000 + (i % 900000))}` });
+    const body = JSON.stringify({ to, body: smsText(codeOf(i)) });
     const r = await cl.request(`${args.base}/sms/send`, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, body });
     if (r.status !== 200) return `HTTP ${r.status}: ${r.body.slice(0, 160)}`;
     return JSON.parse(r.body).status === "queued" ? true : `unexpected body: ${r.body.slice(0, 160)}`;
@@ -367,7 +369,7 @@ async function runAgentline() {
   const d = CLIENT === "rust"
     ? await driveNative(C, N, {
       method: "POST", url: `${args.base}/sms/send`, headers,
-      body: JSON.stringify({ to, body: "Your code is {code}" }), ok: [200],
+      body: JSON.stringify({ to, body: smsText("{code}") }), ok: [200],
     })
     : await drive(C, N, (i) => sendOne(i));
   if (d.t0 !== undefined) t0 = d.t0; // the first request, not the driver's start

@@ -16,7 +16,7 @@
 #   AGENTLINE_BIN=target/release/agentline   (build it first: cargo build --release --locked)
 #   POLL_MS=10        how often the agentline side polls /metrics
 #   GEN_CLIENT=rust   the load generator's HTTP client on both sides: rust (tools/http-drive, built here
-#                     with cargo if missing: the agentline side's load-gen CPU per message fell from
+#                     with cargo: the agentline side's load-gen CPU per message fell from
 #                     ~120 to ~50 µs), undici (npm, in tests/peers) or http (node:http, ~3x undici)
 #   SIM_FLAGS=        extra simulator flags for kannel/agentline, e.g. "--dlr-delay-ms 0" or
 #                     "--fail-prefix 1555" (every receipt UNDELIV: checks the failure DLR path)
@@ -73,7 +73,7 @@ header() {
 
 ensure_peers() {
   [ -d tests/peers/node_modules/smpp ] || bash tests/peers/setup.sh >&2
-  if [ "$GEN_CLIENT" = rust ] && [ ! -x tools/http-drive/target/release/http-drive ]; then
+  if [ "$GEN_CLIENT" = rust ]; then # a no-op when it is up to date, a rebuild when its source changed
     (cd tools/http-drive && cargo build --release --locked --quiet) >&2 || die "building tools/http-drive failed"
   fi
 }

@@ -87,6 +87,25 @@ fn fill(template: &str, i: usize) -> String {
     template.replace("{i}", &i.to_string()).replace("{code}", &(100_000 + i % 900_000).to_string())
 }
 
+/// `text` as a JSON string literal (an error may quote a response body: quotes, newlines).
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
 fn epoch_ms() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
 }
@@ -122,10 +141,7 @@ async fn main() {
         .await;
     let tally = tally.borrow();
     let last = tally.last_accept.map(|t| t0_epoch + (t - t0).as_secs_f64() * 1000.0);
-    let first_error = match &tally.first_error {
-        Some(e) => format!("\"{}\"", e.replace('\\', "\\\\").replace('"', "\\\"")),
-        None => "null".to_owned(),
-    };
+    let first_error = tally.first_error.as_deref().map_or("null".to_owned(), json_string);
     println!(
         "{{\"accepted\":{},\"errors\":{},\"first_error\":{},\"t0_epoch_ms\":{:.3},\"t_last_accept_epoch_ms\":{}}}",
         tally.accepted,
@@ -210,5 +226,20 @@ async fn one(
         Ok(())
     } else {
         Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..body.len().min(160)])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_escape_what_json_requires() {
+        assert_eq!(json_string("HTTP 400: {\"a\":\"b\\c\"}\n\t\u{1}é"), r#""HTTP 400: {\"a\":\"b\\c\"}\n\t\u0001é""#);
+    }
+
+    #[test]
+    fn templates_fill_index_and_code() {
+        assert_eq!(fill("/x?i={i}&t={code}", 900_001), "/x?i=900001&t=100001");
     }
 }
