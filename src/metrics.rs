@@ -49,6 +49,11 @@ impl WriterMetrics {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -59,10 +64,15 @@ pub struct Metrics {
     /// Message state transitions, by direction and the state reached.
     pub messages: Family<MessageLabels, Counter>,
     pub pool_numbers: Family<PoolLabels, Gauge>,
+    /// Inbound message handed over by the network -> its commit, in seconds.
+    pub inbound_commit: Histogram,
     /// Inbound commit -> long-poll response, in seconds.
     pub longpoll_wakeup: Histogram,
     /// Long-polls parked right now, waiting for a message.
     pub longpoll_waiting: Gauge,
+    /// Inbound messages claimed for a parked long-poll as they were stored: `handed` (it got
+    /// the message) or `returned` (it had left; the claim was undone).
+    pub longpoll_handoffs: Family<OutcomeLabels, Counter>,
     /// Inbound commit -> `/sms/code` (or MCP `wait_for_code`) answer carrying its code, in seconds.
     pub code_wakeup: Histogram,
     /// Processing time of one call's 20 ms media tick (both directions), in seconds.
@@ -89,6 +99,13 @@ impl Default for Metrics {
         registry.register("http_requests", "HTTP requests by route, method and status", http_requests.clone());
         registry.register("sms_messages", "SMS messages reaching a state, by direction and state", messages.clone());
         registry.register("pool_numbers", "Numbers in the pool, by state", pool_numbers.clone());
+        let inbound_commit =
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_02, 1.25, 45));
+        registry.register(
+            "sms_inbound_commit_seconds",
+            "Time from an inbound message's arrival from the network to its commit (the acknowledgement follows)",
+            inbound_commit.clone(),
+        );
         registry.register(
             "sms_longpoll_wakeup_seconds",
             "Time from an inbound message's commit to the long-poll response that carries it",
@@ -96,6 +113,12 @@ impl Default for Metrics {
         );
         let longpoll_waiting = Gauge::default();
         registry.register("sms_longpoll_waiting", "Long-polls parked waiting for a message", longpoll_waiting.clone());
+        let longpoll_handoffs = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sms_longpoll_handoffs",
+            "Inbound messages claimed for a parked long-poll as they were stored, by outcome (handed, returned)",
+            longpoll_handoffs.clone(),
+        );
         let code_wakeup =
             Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.000_02, 1.25, 45));
         registry.register(
@@ -128,7 +151,7 @@ impl Default for Metrics {
         registry.register("store_batch_jobs", "Jobs per group-commit transaction", writer.batch_jobs.clone());
         registry.register(
             "store_batch_seconds",
-            "Group-commit transaction time by phase: execute (BEGIN to the last statement) and commit",
+            "Group-commit transaction time by phase: acquire (waiting for the write connection, when not already held), execute (BEGIN to the last statement) and commit",
             writer.batch_seconds.clone(),
         );
         Self {
@@ -136,8 +159,10 @@ impl Default for Metrics {
             http_requests,
             messages,
             pool_numbers,
+            inbound_commit,
             longpoll_wakeup,
             longpoll_waiting,
+            longpoll_handoffs,
             code_wakeup,
             voice_tick,
             voice_calls_active,
@@ -151,6 +176,10 @@ impl Default for Metrics {
 impl Metrics {
     pub fn message(&self, direction: &'static str, status: &'static str) {
         self.messages.get_or_create(&MessageLabels { direction, status }).inc();
+    }
+
+    pub fn handoff(&self, outcome: &'static str) {
+        self.longpoll_handoffs.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     /// The registry in Prometheus text format.

@@ -21,6 +21,7 @@ both!(
     expired_and_revoked_subscriptions,
     two_agents_text_each_other,
     long_poll_wakes_on_arrival,
+    a_long_poll_that_hangs_up_leaves_its_message_for_the_next,
     concurrent_receivers_get_each_message_once,
     history_pagination_without_gaps_or_duplicates,
     history_filters_and_bad_parameters,
@@ -418,11 +419,7 @@ async fn long_poll_wakes_on_arrival(backend: Backend) {
         tokio::spawn(async move { json(s.get("/sms/receive?wait=30", Some(&bob)).await).await })
     };
     // The waiter is parked on the server (observable in /metrics) before the message is sent.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !s.get("/metrics", None).await.text().await.expect("text").contains("agentline_sms_longpoll_waiting 1") {
-        assert!(tokio::time::Instant::now() < deadline, "the long-poll never parked");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    metrics_show(&s, "agentline_sms_longpoll_waiting 1").await;
     let started = tokio::time::Instant::now();
     json(s.post("/sms/send", Some(&alice), &json!({"to": bob_number, "body": "wake up"})).await).await;
     let got = waiter.await.expect("waiter");
@@ -431,6 +428,48 @@ async fn long_poll_wakes_on_arrival(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(30));
     let metrics = s.get("/metrics", None).await.text().await.expect("text");
     assert!(metrics.contains("agentline_sms_longpoll_wakeup_seconds_count 1"), "{metrics}");
+    // It was claimed for the parked long-poll in the transaction that stored it.
+    assert!(metrics.contains("agentline_sms_longpoll_handoffs_total{outcome=\"handed\"} 1"), "{metrics}");
+    assert_eq!(
+        s.scalar("SELECT COUNT(*) FROM messages WHERE direction = 'received' AND delivered_at IS NOT NULL").await,
+        1
+    );
+    Arc::into_inner(s).expect("sole owner").stop().await;
+}
+
+/// Waits until `/metrics` shows `line`.
+async fn metrics_show(s: &TestServer, line: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !s.get("/metrics", None).await.text().await.expect("text").contains(line) {
+        assert!(tokio::time::Instant::now() < deadline, "/metrics never showed {line}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn a_long_poll_that_hangs_up_leaves_its_message_for_the_next(backend: Backend) {
+    let s = Arc::new(TestServer::start(backend).await);
+    let (alice, _) = s.grant(&wallet(1), 30).await;
+    let (bob, bob_number) = s.grant(&wallet(2), 30).await;
+    let waiter = {
+        let (s, bob) = (s.clone(), bob.clone());
+        tokio::spawn(async move { s.get("/sms/receive?wait=30", Some(&bob)).await })
+    };
+    metrics_show(&s, "agentline_sms_longpoll_waiting 1").await;
+    // The client hangs up: its connection closes and the server drops the parked request.
+    waiter.abort();
+    assert!(waiter.await.expect_err("aborted").is_cancelled());
+    metrics_show(&s, "agentline_sms_longpoll_waiting 0").await;
+    json(s.post("/sms/send", Some(&alice), &json!({"to": bob_number, "body": "still here"})).await).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let got = loop {
+        let got = json(s.get("/sms/receive?wait=1", Some(&bob)).await).await;
+        if got["count"] == 1 || tokio::time::Instant::now() >= deadline {
+            break got;
+        }
+    };
+    assert_eq!(got["messages"][0]["body"], "still here", "nobody claimed it for the departed long-poll");
+    let metrics = s.get("/metrics", None).await.text().await.expect("text");
+    assert!(!metrics.contains("agentline_sms_longpoll_handoffs_total{outcome=\"returned\"}"), "{metrics}");
     Arc::into_inner(s).expect("sole owner").stop().await;
 }
 

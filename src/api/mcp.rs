@@ -262,6 +262,7 @@ impl Mcp {
         let wait = clamp_wait(args.wait_seconds);
         let limit = clamp_limit(args.limit);
         let owner = caller.subscription_id;
+        let number = caller.number;
         let sms = self.state.sms.clone();
         let work = async move {
             // Messages already handed out after the cursor come first (a repeated call).
@@ -270,7 +271,7 @@ impl Mcp {
                 None => Vec::new(),
             };
             if messages.is_empty() {
-                messages = sms.receive(owner, limit, wait).await?.messages;
+                messages = sms.receive(owner, &number, limit, wait).await?.messages;
             }
             Ok::<_, crate::sms::SmsError>(messages)
         };

@@ -143,7 +143,7 @@ pub async fn receive_sms(
 ) -> Result<Json<ReceiveResponse>, ApiError> {
     let limit = parse_limit(q.limit.as_deref(), RECEIVE_DEFAULT_LIMIT)?;
     let wait = parse_wait(q.wait.as_deref(), state.limits.max_wait_secs)?;
-    let received = state.sms.receive(caller.subscription_id, limit, Duration::from_secs(wait)).await?;
+    let received = state.sms.receive(caller.subscription_id, &caller.number, limit, Duration::from_secs(wait)).await?;
     let messages: Vec<InboundMessage> = received
         .messages
         .into_iter()

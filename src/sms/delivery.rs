@@ -22,11 +22,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::dispatcher::MAX_ATTEMPTS;
+use super::handoff::{Handed, Handoffs, Taken};
 use super::{BoundedTasks, new_message_id};
 use crate::clock;
 use crate::events::InboxHub;
 use crate::metrics::Metrics;
-use crate::store::{InboundInsert, InboundOutcome, InboundPart, MessageWriter, StatusChange, StatusKey, StatusTarget};
+use crate::store::{
+    InboundInsert, InboundOutcome, InboundPart, MessageWriter, StatusChange, StatusKey, StatusTarget, Store,
+};
 use crate::telco::{DeliveryReceipt, InboundDisposition, InboundSms, ReceiptState, SmsEvent};
 
 /// Tracker messages queued at most.
@@ -57,7 +60,10 @@ pub enum TrackerMsg {
 
 pub(super) struct Tracker {
     pub writer: MessageWriter,
+    /// For undoing the claim of a hand-off whose waiter went away.
+    pub store: Store,
     pub hub: Arc<InboxHub>,
+    pub handoffs: Arc<Handoffs>,
     pub metrics: Arc<Metrics>,
     pub inbound_tasks: BoundedTasks,
     /// For re-injecting unmatched receipts.
@@ -80,13 +86,17 @@ struct InFlight {
 impl Tracker {
     pub fn new(
         writer: MessageWriter,
+        store: Store,
         hub: Arc<InboxHub>,
+        handoffs: Arc<Handoffs>,
         metrics: Arc<Metrics>,
         self_tx: mpsc::Sender<TrackerMsg>,
     ) -> Self {
         Self {
             writer,
+            store,
             hub,
+            handoffs,
             metrics,
             inbound_tasks: BoundedTasks::new(MAX_INBOUND_IN_FLIGHT),
             self_tx,
@@ -257,10 +267,12 @@ impl Tracker {
     }
 
     async fn on_inbound(&mut self, sms: InboundSms) {
-        let writer = self.writer.clone();
-        let hub = self.hub.clone();
+        // A whole message for a number with a parked long-poll is claimed for it as it is
+        // stored; a part waits for its siblings, so it is not.
+        let handoff = if sms.part.is_none() { self.handoffs.take(sms.to.as_str()) } else { None };
+        let inbox = Inbox { writer: self.writer.clone(), store: self.store.clone(), hub: self.hub.clone() };
         let metrics = self.metrics.clone();
-        self.inbound_tasks.spawn(store_inbound(writer, hub, metrics, sms)).await;
+        self.inbound_tasks.spawn(store_inbound(inbox, metrics, sms, handoff)).await;
     }
 
     fn sweep(&mut self) {
@@ -292,8 +304,16 @@ fn receipt_change(key: StatusKey, receipt: &DeliveryReceipt) -> StatusChange {
     }
 }
 
-/// Commit, then acknowledge the network, then wake the owner's long-polls.
-async fn store_inbound(writer: MessageWriter, hub: Arc<InboxHub>, metrics: Arc<Metrics>, sms: InboundSms) {
+/// Where an inbound message goes: the table, and the owner's waiting long-polls.
+struct Inbox {
+    writer: MessageWriter,
+    store: Store,
+    hub: Arc<InboxHub>,
+}
+
+/// Commit (claimed for `handoff`'s owner when there is one), hand the message to that waiter,
+/// acknowledge the network, then wake the owner's other long-polls.
+async fn store_inbound(inbox: Inbox, metrics: Arc<Metrics>, sms: InboundSms, handoff: Option<Taken>) {
     let now_ms = clock::now_ms();
     let row = InboundInsert {
         message_id: new_message_id(),
@@ -308,9 +328,14 @@ async fn store_inbound(writer: MessageWriter, hub: Arc<InboxHub>, metrics: Arc<M
             total: i64::from(p.total),
             seq: i64::from(p.seq),
         }),
+        claim_for: handoff.as_ref().map(|h| h.owner),
     };
-    let (disposition, owner) = match writer.insert_inbound(row).await {
-        Ok(InboundOutcome::Stored { owner, .. }) => (InboundDisposition::Stored, Some((owner, Instant::now()))),
+    let mut claimed = None;
+    let (disposition, stored) = match inbox.writer.insert_inbound(row).await {
+        Ok(InboundOutcome::Stored { id, owner, claimed: c }) => {
+            claimed = c;
+            (InboundDisposition::Stored, Some((id, owner)))
+        }
         Ok(InboundOutcome::PartStored) => (InboundDisposition::Stored, None),
         Ok(InboundOutcome::NotOurs) => (InboundDisposition::UnknownDestination, None),
         Err(err) => {
@@ -318,10 +343,175 @@ async fn store_inbound(writer: MessageWriter, hub: Arc<InboxHub>, metrics: Arc<M
             (InboundDisposition::TemporaryFailure, None)
         }
     };
+    let committed = Instant::now();
+    if stored.is_some() {
+        metrics.inbound_commit.observe(committed.saturating_duration_since(sms.arrived).as_secs_f64());
+    }
+    // Handed over before the acknowledgement: the waiter's answer need not queue behind it.
+    // A refused claim or a failed insert drops the sender: the waiter looks at the table again.
+    let handed = claimed.is_some();
+    let orphaned = match (claimed, handoff) {
+        (Some(message), Some(handoff)) => {
+            handoff.tx.send(Handed { message, committed }).err().map(|back| (back.message.id, back.message.created_at))
+        }
+        _ => None,
+    };
     // The network may have given up waiting; the message is stored either way.
     let _ = sms.ack.send(disposition);
-    if let Some((owner, committed)) = owner {
-        metrics.message("inbound", "received");
-        hub.signal(owner, committed);
+    let Some((_, owner)) = stored else { return };
+    metrics.message("inbound", "received");
+    match orphaned {
+        None if handed => metrics.handoff("handed"),
+        Some(_) => metrics.handoff("returned"),
+        None => {}
+    }
+    if let Some((id, claimed_at_ms)) = orphaned {
+        // The waiter left between taking its slot and the commit: offer the message again.
+        if let Err(err) = inbox.store.unclaim_message(id, claimed_at_ms).await {
+            tracing::error!(error = %err, id, "a claimed message whose waiter left stays claimed");
+        }
+    }
+    inbox.hub.signal(owner, committed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::e164::E164;
+    use crate::metrics::WriterMetrics;
+    use crate::store::{GrantRequest, SubscriptionSource};
+
+    const NUMBER: &str = "+15550100001";
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        writer: MessageWriter,
+        hub: Arc<InboxHub>,
+        handoffs: Arc<Handoffs>,
+        metrics: Arc<Metrics>,
+        owner: i64,
+    }
+
+    impl Fixture {
+        async fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let store = Store::connect(&format!("sqlite://{}/h.db", dir.path().display()), 2).await.expect("store");
+            store.migrate().await.expect("migrate");
+            store.add_numbers(&[NUMBER.to_owned()], 1, None).await.expect("numbers");
+            let grant = store
+                .grant(
+                    &GrantRequest {
+                        wallet: "0x00000000000000000000000000000000000000aa",
+                        payer: "0x00000000000000000000000000000000000000aa",
+                        plan: "annual",
+                        duration_ms: 86_400_000,
+                        source: SubscriptionSource::Comp,
+                        token_hash: &[7; 32],
+                        now_ms: 1,
+                    },
+                    None,
+                )
+                .await
+                .expect("grant")
+                .expect("a number was free");
+            let (writer, _task) = MessageWriter::spawn(store.clone(), WriterMetrics::new());
+            Self {
+                _dir: dir,
+                store,
+                writer,
+                hub: Arc::new(InboxHub::default()),
+                handoffs: Arc::new(Handoffs::default()),
+                metrics: Arc::new(Metrics::default()),
+                owner: grant.subscription_id,
+            }
+        }
+
+        /// Runs one inbound message through `store_inbound`, as the tracker would.
+        async fn deliver(&self, body: &str) -> InboundDisposition {
+            let (ack, acked) = oneshot::channel();
+            let sms = InboundSms {
+                from: "+15557654321".into(),
+                to: E164::parse(NUMBER).expect("e164"),
+                body: body.into(),
+                carrier_id: None,
+                received_at_ms: 2,
+                arrived: Instant::now(),
+                part: None,
+                ack,
+            };
+            let handoff = self.handoffs.take(NUMBER);
+            let inbox = Inbox { writer: self.writer.clone(), store: self.store.clone(), hub: self.hub.clone() };
+            store_inbound(inbox, self.metrics.clone(), sms, handoff).await;
+            acked.await.expect("acknowledged")
+        }
+
+        async fn unclaimed(&self) -> Vec<String> {
+            let rows = self.store.unclaimed_inbound(self.owner, 0, 100).await.expect("query");
+            rows.into_iter().map(|m| m.body).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parked_waiter_gets_the_message_claimed_in_its_own_commit() {
+        let f = Fixture::new().await;
+        let mut slot = f.handoffs.park(NUMBER, f.owner);
+        assert_eq!(f.deliver("your code is 123456").await, InboundDisposition::Stored);
+        let handed = slot.handed().await.expect("handed over");
+        assert_eq!(handed.message.body, "your code is 123456");
+        assert_eq!(handed.message.number, NUMBER);
+        assert!(f.unclaimed().await.is_empty(), "the row is claimed");
+        let again = f.store.claim_inbound(f.owner, 10, 3).await.expect("claim");
+        assert!(again.is_empty(), "nobody else gets it");
+        assert!(f.metrics.encode().contains("agentline_sms_longpoll_handoffs_total{outcome=\"handed\"} 1"));
+    }
+
+    #[tokio::test]
+    async fn a_waiter_gone_before_the_commit_leaves_the_message_unclaimed_and_signalled() {
+        let f = Fixture::new().await;
+        let signal = f.hub.watch(f.owner);
+        let notified = signal.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        // The slot is taken (inside `deliver`) while the waiter is still there, and the waiter
+        // leaves before the send: parked, taken, then dropped.
+        let slot = f.handoffs.park(NUMBER, f.owner);
+        let taken = f.handoffs.take(NUMBER).expect("slot");
+        drop(slot);
+        let (ack, acked) = oneshot::channel();
+        let sms = InboundSms {
+            from: "+15557654321".into(),
+            to: E164::parse(NUMBER).expect("e164"),
+            body: "left".into(),
+            carrier_id: None,
+            received_at_ms: 2,
+            arrived: Instant::now(),
+            part: None,
+            ack,
+        };
+        let inbox = Inbox { writer: f.writer.clone(), store: f.store.clone(), hub: f.hub.clone() };
+        store_inbound(inbox, f.metrics.clone(), sms, Some(taken)).await;
+        assert_eq!(acked.await.expect("acked"), InboundDisposition::Stored);
+        assert_eq!(f.unclaimed().await, ["left"], "offered again");
+        tokio::time::timeout(Duration::from_secs(5), notified).await.expect("the inbox was signalled");
+        assert!(f.metrics.encode().contains("agentline_sms_longpoll_handoffs_total{outcome=\"returned\"} 1"));
+    }
+
+    #[tokio::test]
+    async fn a_slot_of_another_owner_is_not_claimed_for() {
+        let f = Fixture::new().await;
+        // A waiter of a subscription that no longer holds the number (it changed hands).
+        let mut slot = f.handoffs.park(NUMBER, f.owner + 1000);
+        assert_eq!(f.deliver("not yours").await, InboundDisposition::Stored);
+        assert!(slot.handed().await.is_none(), "the waiter is told to look again");
+        assert_eq!(f.unclaimed().await, ["not yours"]);
+    }
+
+    #[tokio::test]
+    async fn without_a_waiter_the_message_waits_unclaimed() {
+        let f = Fixture::new().await;
+        assert_eq!(f.deliver("plain").await, InboundDisposition::Stored);
+        assert_eq!(f.unclaimed().await, ["plain"]);
+        assert_eq!(f.handoffs.parked(), 0);
     }
 }

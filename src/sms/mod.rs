@@ -10,6 +10,7 @@
 mod bounded_tasks;
 mod delivery;
 mod dispatcher;
+mod handoff;
 pub mod otp;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use bounded_tasks::BoundedTasks;
+use handoff::{Handed, Handoffs};
 
 use crate::clock;
 use crate::e164::E164;
@@ -49,6 +51,7 @@ pub struct SmsService {
     store: Store,
     writer: MessageWriter,
     hub: Arc<InboxHub>,
+    handoffs: Arc<Handoffs>,
     metrics: Arc<Metrics>,
     network: Arc<dyn SmsNetwork>,
     dispatch: mpsc::Sender<PendingOutbound>,
@@ -81,7 +84,15 @@ impl SmsService {
         shutdown: watch::Receiver<bool>,
     ) -> (Self, SmsTasks) {
         let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
-        let tracker = delivery::Tracker::new(writer.clone(), hub.clone(), metrics.clone(), tracker_tx.clone());
+        let handoffs = Arc::new(Handoffs::default());
+        let tracker = delivery::Tracker::new(
+            writer.clone(),
+            store.clone(),
+            hub.clone(),
+            handoffs.clone(),
+            metrics.clone(),
+            tracker_tx.clone(),
+        );
         // The tracker stops only after the dispatcher has drained its in-flight submissions, so
         // no ack of a message already submitted is lost at shutdown.
         let (stop_tracker, tracker_stop) = oneshot::channel();
@@ -101,7 +112,7 @@ impl SmsService {
             dispatcher.run(hints, dispatcher_shutdown).await;
             let _ = stop_tracker.send(());
         });
-        let service = Self { store, writer, hub, metrics, network, dispatch, shutdown };
+        let service = Self { store, writer, hub, handoffs, metrics, network, dispatch, shutdown };
         (service, SmsTasks { dispatcher, tracker })
     }
 
@@ -138,10 +149,12 @@ impl SmsService {
         Ok(Queued { id, message_id, segments, created_at_ms: now_ms })
     }
 
-    /// Claims up to `limit` unclaimed inbound messages; with a `wait`, long-polls until at
-    /// least one arrives, the wait ends, or the server shuts down. Also answers how long after
-    /// its commit the wake-up was served, when a wake-up delivered the messages.
-    pub async fn receive(&self, owner: i64, limit: i64, wait: Duration) -> Result<Received, SmsError> {
+    /// Claims up to `limit` unclaimed inbound messages of `owner` (who holds `number`); with a
+    /// `wait`, long-polls until at least one arrives, the wait ends, or the server shuts down.
+    /// Also answers how long after its commit the wake-up was served, when a wake-up delivered
+    /// the messages. While parked, a message arriving for `number` is claimed for this call as
+    /// it is stored and handed over directly ([`handoff`]).
+    pub async fn receive(&self, owner: i64, number: &str, limit: i64, wait: Duration) -> Result<Received, SmsError> {
         let deadline = tokio::time::Instant::now() + wait;
         let signal = self.hub.watch(owner);
         let mut shutdown = self.shutdown.clone();
@@ -162,12 +175,30 @@ impl SmsService {
                 return Ok(Received { messages, wakeup: None });
             }
             let parked = Parked::new(&self.metrics.longpoll_waiting);
-            tokio::select! {
-                _ = &mut notified => woken = true,
-                _ = tokio::time::sleep_until(deadline) => woken = false,
-                _ = shutdown.changed() => woken = false,
-            }
+            // Parked after the empty claim: a message that committed in between has signalled
+            // `notified`, so it is not missed; one that arrives from here on is handed over.
+            let mut slot = self.handoffs.park(number, owner);
+            let handed = tokio::select! {
+                handed = slot.handed() => handed,
+                _ = &mut notified => {
+                    woken = true;
+                    slot.withdraw()
+                }
+                _ = tokio::time::sleep_until(deadline) => {
+                    woken = false;
+                    slot.withdraw()
+                }
+                _ = shutdown.changed() => {
+                    woken = false;
+                    slot.withdraw()
+                }
+            };
             drop(parked);
+            if let Some(Handed { message, committed }) = handed {
+                let latency = committed.elapsed();
+                self.metrics.longpoll_wakeup.observe(latency.as_secs_f64());
+                return Ok(Received { messages: vec![message], wakeup: Some(latency) });
+            }
         }
     }
 

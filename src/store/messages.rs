@@ -175,6 +175,19 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Undoes the claim made at `claimed_at_ms` on message `id` (a direct hand-off found its
+    /// waiter gone), so the message is offered again; `false` if that claim is not there.
+    pub async fn unclaim_message(&self, id: i64, claimed_at_ms: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE messages SET delivered_at = NULL WHERE id = $1 AND direction = 'received' AND delivered_at = $2",
+        )
+        .bind(id)
+        .bind(claimed_at_ms)
+        .execute(&self.write)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// One page of `owner`'s history, newest first; fetches `limit` rows.
     pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, StoreError> {
         let direction = filter.direction.map(Direction::as_str);

@@ -145,10 +145,14 @@ impl Store {
     }
 }
 
+/// A pool on the SQLite file. Connections are not pinged before each acquire (sqlx's default):
+/// an embedded connection has no peer to lose, and the ping is a round trip to the
+/// connection's worker thread on every write, measured as part of the MO path's latency tail.
 async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
+        .test_before_acquire(false)
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(|conn, _meta| {
             Box::pin(async move {

@@ -15,7 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Backend, Store, StoreError};
+use super::{Backend, ClaimedMessage, Store, StoreError};
 use crate::metrics::{PhaseLabels, WriterMetrics};
 
 /// Jobs queued at most; senders wait (backpressure) beyond it.
@@ -83,6 +83,9 @@ pub struct InboundInsert {
     pub now_ms: i64,
     /// Set for one part of a concatenated message.
     pub part: Option<InboundPart>,
+    /// Claim the stored message for this subscription in the same transaction (a long-poll of
+    /// that owner is parked, waiting for it), provided it still holds the number.
+    pub claim_for: Option<i64>,
 }
 
 /// Where a part sits in its concatenated message.
@@ -95,14 +98,15 @@ pub struct InboundPart {
 }
 
 /// What storing an inbound message (or part) did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InboundOutcome {
     /// The number is not assigned to anyone: nothing stored.
     NotOurs,
     /// A part was stored (or was already there); the message is not complete yet.
     PartStored,
-    /// The message (or the last part, completing it) is stored as row `id` for `owner`.
-    Stored { id: i64, owner: i64 },
+    /// The message (or the last part, completing it) is stored as row `id` for `owner`;
+    /// `claimed` is the message as handed out when it was claimed for `claim_for`.
+    Stored { id: i64, owner: i64, claimed: Option<ClaimedMessage> },
 }
 
 /// Where an outbound message moves. Transitions are monotonic: each target names the states
@@ -265,6 +269,7 @@ impl MessageWriter {
 async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) {
     let execute_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "execute" }).clone();
     let commit_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "commit" }).clone();
+    let acquire_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "acquire" }).clone();
     let timing = BatchTiming { execute: &execute_seconds, commit: &commit_seconds };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut lease: Option<(PoolConnection<Any>, Instant)> = None;
@@ -277,10 +282,15 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) 
             }
         }
         metrics.batch_jobs.observe(batch.len() as f64);
+        let waiting_since = Instant::now();
         let (mut conn, since) = match lease.take() {
             Some(held) => held,
             None => match store.write.acquire().await {
-                Ok(conn) => (conn, Instant::now()),
+                Ok(conn) => {
+                    let now = Instant::now();
+                    acquire_seconds.observe(now.saturating_duration_since(waiting_since).as_secs_f64());
+                    (conn, now)
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, jobs = batch.len(), "no database connection for the batch");
                     for job in batch.drain(..) {
@@ -300,7 +310,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) 
             }
             Err(err) => {
                 tracing::warn!(error = %err, jobs = batch.len(), "batch failed; retrying jobs one by one");
-                // The pool tests a connection a failed batch may have broken before lending it again.
+                // Back to the pool: the failed transaction's rollback runs before the connection's
+                // next use (and on Postgres the pool tests it before lending it again).
                 drop(conn);
                 for job in batch.drain(..) {
                     let single = std::slice::from_ref(&job);
@@ -535,12 +546,14 @@ async fn insert_inbound(
     row: &InboundInsert,
     body: &str,
 ) -> Result<InboundOutcome, sqlx::Error> {
-    let stored = sqlx::query_as::<_, (i64, i64)>(
+    // `delivered_at` is the claim: set only when the number's holder is the one waiting.
+    let stored = sqlx::query_as::<_, (i64, i64, Option<i64>)>(
         "INSERT INTO messages (message_id, owner, number, direction, peer, body, status, carrier_id, \
-         created_at, updated_at, received_at) \
-         SELECT $1, n.subscription_id, n.e164, 'received', $2, $3, NULL, $4, $5, $5, $6 \
+         created_at, updated_at, received_at, delivered_at) \
+         SELECT $1, n.subscription_id, n.e164, 'received', $2, $3, NULL, $4, $5, $5, $6, \
+         CASE WHEN n.subscription_id = $8 THEN $5 END \
          FROM numbers n WHERE n.e164 = $7 AND n.state = 'assigned' AND n.subscription_id IS NOT NULL \
-         RETURNING id, owner",
+         RETURNING id, owner, delivered_at",
     )
     .bind(&row.message_id)
     .bind(&row.from)
@@ -549,9 +562,20 @@ async fn insert_inbound(
     .bind(row.now_ms)
     .bind(row.received_at_ms)
     .bind(&row.to)
+    .bind(row.claim_for)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(stored.map_or(InboundOutcome::NotOurs, |(id, owner)| InboundOutcome::Stored { id, owner }))
+    let Some((id, owner, delivered_at)) = stored else { return Ok(InboundOutcome::NotOurs) };
+    let claimed = delivered_at.map(|_| ClaimedMessage {
+        id,
+        message_id: row.message_id.clone(),
+        number: row.to.clone(),
+        peer: row.from.clone(),
+        body: body.to_owned(),
+        created_at: row.now_ms,
+        received_at: Some(row.received_at_ms),
+    });
+    Ok(InboundOutcome::Stored { id, owner, claimed })
 }
 
 /// Stores one part; when that completes the set, joins the parts in order into one message and

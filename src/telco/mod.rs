@@ -123,6 +123,8 @@ pub struct InboundSms {
     pub body: String,
     pub carrier_id: Option<String>,
     pub received_at_ms: i64,
+    /// When the network handed it over (monotonic), for the inbound latency metrics.
+    pub arrived: std::time::Instant,
     /// Set when this is one part of a concatenated message.
     pub part: Option<SmsPart>,
     pub ack: oneshot::Sender<InboundDisposition>,

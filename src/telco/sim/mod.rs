@@ -84,6 +84,7 @@ impl SmsNetwork for SimNetwork {
                     body: sms.body,
                     carrier_id: Some(carrier_id.clone()),
                     received_at_ms: crate::clock::now_ms(),
+                    arrived: std::time::Instant::now(),
                     part: None,
                     ack,
                 };

@@ -307,6 +307,7 @@ impl DeliverHandler for Inbound {
                         body: part.text,
                         carrier_id: None,
                         received_at_ms: crate::clock::now_ms(),
+                        arrived: std::time::Instant::now(),
                         part: part.concat.map(|c| SmsPart { reference: c.reference, total: c.total, seq: c.seq }),
                         ack,
                     };
