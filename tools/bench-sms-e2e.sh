@@ -14,6 +14,7 @@
 #   KANNEL_ACCESS_LOG=0 1: write Kannel's per-message access log too
 #   KANNEL_STORE=none   file|spool: Kannel's message store (persistence of queued messages)
 #   AGENTLINE_BIN=target/release/agentline   (build it first: cargo build --release --locked)
+#   KEEP_METRICS=     a file to save the server's final /metrics in (the last run's)
 #   POLL_MS=10        how often the agentline side polls /metrics
 #   GEN_CLIENT=rust   the load generator's HTTP client on both sides: rust (tools/http-drive, built here
 #                     with cargo: the agentline side's load-gen CPU per message fell from
@@ -195,14 +196,29 @@ run_agentline() { # run_agentline RUN_DIR
 }
 
 # The group-commit writer over the whole run (startup included): transactions, jobs per
-# transaction, mean execute and commit (fsync) time.
+# transaction, mean time of each phase (acquire: waiting for the write connection when not held;
+# execute; commit = the fsync) and the histogram bucket holding each phase's 99th percentile.
 writer_summary() {
+  [ -z "${KEEP_METRICS:-}" ] || curl -s "$AL_BASE/metrics" >"$KEEP_METRICS"
   curl -s "$AL_BASE/metrics" | awk '
+    function phase() { return match($0, /phase="[a-z]*"/) ? substr($0, RSTART + 7, RLENGTH - 8) : "" }
     /^agentline_store_batch_jobs_sum/ { jobs = $2 }
     /^agentline_store_batch_jobs_count/ { batches = $2 }
-    /^agentline_store_batch_seconds_sum\{phase="execute"\}/ { ex = $2 }
-    /^agentline_store_batch_seconds_sum\{phase="commit"\}/ { co = $2 }
-    END { if (batches > 0) printf "  writer: %d transactions, %.1f jobs each, execute %.2f ms + commit %.2f ms mean\n", batches, jobs / batches, 1000 * ex / batches, 1000 * co / batches }'
+    /^agentline_store_batch_seconds_sum/ { sum[phase()] = $2 }
+    /^agentline_store_batch_seconds_count/ { cnt[phase()] = $2 }
+    /^agentline_store_batch_seconds_bucket/ {
+      ph = phase()
+      if (match($0, /le="[^"]*"/)) { n[ph]++; les[ph, n[ph]] = substr($0, RSTART + 4, RLENGTH - 5); cum[ph, n[ph]] = $2 }
+    }
+    function p99(ph,   i) { # upper bound (ms) of the bucket holding the 99th percentile
+      for (i = 1; i <= n[ph]; i++) if (cum[ph, i] >= 0.99 * cum[ph, n[ph]]) return les[ph, i] == "+Inf" ? "inf" : sprintf("%.2f", 1000 * les[ph, i])
+      return "?"
+    }
+    function mean(ph) { return cnt[ph] > 0 ? 1000 * sum[ph] / cnt[ph] : 0 }
+    END {
+      if (batches == 0) exit
+      printf "  writer: %d transactions, %.1f jobs each; mean (p99 at most) acquire %.2f (%s) ms over %d, execute %.2f (%s) ms, commit %.2f (%s) ms\n", batches, jobs / batches, mean("acquire"), p99("acquire"), cnt["acquire"], mean("execute"), p99("execute"), mean("commit"), p99("commit")
+    }'
 }
 
 run_mo_latency() { # run_mo_latency RUN_DIR
@@ -222,9 +238,23 @@ run_mo_latency() { # run_mo_latency RUN_DIR
   # Where the time goes on the server: from the MO's commit to the long-poll's answer (claim
   # included), and the writer's transactions (the MO's own commit).
   curl -s "$AL_BASE/metrics" | awk '
+    function bucket(name) { # a histogram bucket line of family `name`: remember bound and cumulative count
+      if (match($0, /le="[^"]*"/)) { k[name]++; le[name, k[name]] = substr($0, RSTART + 4, RLENGTH - 5); cum[name, k[name]] = $2 }
+    }
+    function p99(name,   i) { # upper bound (ms) of the bucket holding the 99th percentile
+      for (i = 1; i <= k[name]; i++) if (cum[name, i] >= 0.99 * cum[name, k[name]]) return le[name, i] == "+Inf" ? "inf" : sprintf("%.2f", 1000 * le[name, i])
+      return "?"
+    }
+    /^agentline_sms_inbound_commit_seconds_bucket/ { bucket("arrive") }
+    /^agentline_sms_inbound_commit_seconds_sum/ { as = $2 }
+    /^agentline_sms_inbound_commit_seconds_count/ { an = $2 }
+    /^agentline_sms_longpoll_wakeup_seconds_bucket/ { bucket("wake") }
     /^agentline_sms_longpoll_wakeup_seconds_sum/ { s = $2 }
     /^agentline_sms_longpoll_wakeup_seconds_count/ { n = $2 }
-    END { if (n > 0) printf "  server: MO commit -> long-poll answered %.2f ms mean over %d wake-ups\n", 1000 * s / n, n }'
+    END {
+      if (an > 0) printf "  server: MO arrival -> commit %.2f ms mean (p99 at most %s ms) over %d MOs\n", 1000 * as / an, p99("arrive"), an
+      if (n > 0) printf "  server: MO commit -> long-poll answered %.2f ms mean (p99 at most %s ms) over %d wake-ups\n", 1000 * s / n, p99("wake"), n
+    }'
   writer_summary
   stop_all
 }
