@@ -29,7 +29,8 @@ pub struct PhaseLabels {
 
 /// What the group-commit writer records: jobs per transaction, and the time of each
 /// transaction's two phases (`execute`: BEGIN through the last statement; `commit`: COMMIT,
-/// which on SQLite with `synchronous = FULL` is the WAL's fsync).
+/// which on SQLite with `synchronous = FULL` is the WAL's fsync), or of a transaction that is
+/// one statement on its own (`single`: a lone inbound message, statement and commit together).
 #[derive(Clone, Debug)]
 pub struct WriterMetrics {
     pub batch_jobs: Histogram,
@@ -151,7 +152,7 @@ impl Default for Metrics {
         registry.register("store_batch_jobs", "Jobs per group-commit transaction", writer.batch_jobs.clone());
         registry.register(
             "store_batch_seconds",
-            "Group-commit transaction time by phase: acquire (waiting for the write connection, when not already held), execute (BEGIN to the last statement) and commit",
+            "Group-commit transaction time by phase: acquire (waiting for the write connection, when not already held), execute (BEGIN to the last statement) and commit, or single (a one-statement transaction: a lone inbound message, its commit included)",
             writer.batch_seconds.clone(),
         );
         Self {

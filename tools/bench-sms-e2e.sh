@@ -197,7 +197,8 @@ run_agentline() { # run_agentline RUN_DIR
 
 # The group-commit writer over the whole run (startup included): transactions, jobs per
 # transaction, mean time of each phase (acquire: waiting for the write connection when not held;
-# execute; commit = the fsync) and the histogram bucket holding each phase's 99th percentile.
+# execute; commit = the fsync; single = a lone MO stored by one statement, its commit included)
+# and the histogram bucket holding each phase's 99th percentile.
 writer_summary() {
   [ -z "${KEEP_METRICS:-}" ] || curl -s "$AL_BASE/metrics" >"$KEEP_METRICS"
   curl -s "$AL_BASE/metrics" | awk '
@@ -217,7 +218,10 @@ writer_summary() {
     function mean(ph) { return cnt[ph] > 0 ? 1000 * sum[ph] / cnt[ph] : 0 }
     END {
       if (batches == 0) exit
-      printf "  writer: %d transactions, %.1f jobs each; mean (p99 at most) acquire %.2f (%s) ms over %d, execute %.2f (%s) ms, commit %.2f (%s) ms\n", batches, jobs / batches, mean("acquire"), p99("acquire"), cnt["acquire"], mean("execute"), p99("execute"), mean("commit"), p99("commit")
+      printf "  writer: %d transactions, %.1f jobs each; mean (p99 at most) acquire %.2f (%s) ms over %d", batches, jobs / batches, mean("acquire"), p99("acquire"), cnt["acquire"]
+      if (cnt["commit"] > 0) printf "; BEGIN..COMMIT over %d: execute %.2f (%s) ms, commit %.2f (%s) ms", cnt["commit"], mean("execute"), p99("execute"), mean("commit"), p99("commit")
+      if (cnt["single"] > 0) printf "; single statement over %d: %.2f (%s) ms", cnt["single"], mean("single"), p99("single")
+      printf "\n"
     }'
 }
 

@@ -270,7 +270,8 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Job>, metrics: WriterMetrics) 
     let execute_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "execute" }).clone();
     let commit_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "commit" }).clone();
     let acquire_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "acquire" }).clone();
-    let timing = BatchTiming { execute: &execute_seconds, commit: &commit_seconds };
+    let single_seconds = metrics.batch_seconds.get_or_create(&PhaseLabels { phase: "single" }).clone();
+    let timing = BatchTiming { execute: &execute_seconds, commit: &commit_seconds, single: &single_seconds };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut lease: Option<(PoolConnection<Any>, Instant)> = None;
     while let Some(first) = rx.recv().await {
@@ -382,6 +383,8 @@ enum Outcome {
 struct BatchTiming<'a> {
     execute: &'a Histogram,
     commit: &'a Histogram,
+    /// A batch of one statement run without BEGIN/COMMIT: statement and commit together.
+    single: &'a Histogram,
 }
 
 async fn execute(
@@ -391,6 +394,17 @@ async fn execute(
     timing: Option<&BatchTiming<'_>>,
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let started = Instant::now();
+    // A lone whole inbound message (an MO arriving by itself, the usual case) is one statement:
+    // run it on its own, where the statement is its transaction. BEGIN and COMMIT would be two
+    // more round trips to the connection (on SQLite, to its worker thread, each a cross-thread
+    // wake-up) on the path an agent waiting for a one-time code is timed on.
+    if let [Job::Inbound(row @ InboundInsert { part: None, .. }, _)] = batch {
+        let outcome = insert_inbound(conn, row, &row.body).await?;
+        if let Some(timing) = timing {
+            timing.single.observe(started.elapsed().as_secs_f64());
+        }
+        return Ok(vec![Outcome::Inbound(outcome)]);
+    }
     let mut tx = match backend.begin_write_sql() {
         Some(sql) => conn.begin_with(sql).await?,
         None => conn.begin().await?,
@@ -541,8 +555,9 @@ impl StatusTarget {
     }
 }
 
+/// One statement, so it is atomic on its own as well as inside the caller's transaction.
 async fn insert_inbound(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    conn: &mut AnyConnection,
     row: &InboundInsert,
     body: &str,
 ) -> Result<InboundOutcome, sqlx::Error> {
@@ -563,7 +578,7 @@ async fn insert_inbound(
     .bind(row.received_at_ms)
     .bind(&row.to)
     .bind(row.claim_for)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(conn)
     .await?;
     let Some((id, owner, delivered_at)) = stored else { return Ok(InboundOutcome::NotOurs) };
     let claimed = delivered_at.map(|_| ClaimedMessage {
@@ -836,6 +851,82 @@ mod tests {
         assert!(first > 0);
         drop(writer);
         task.await.expect("writer ends when its handles are dropped");
+    }
+
+    /// A lone whole inbound message is stored by one statement without BEGIN/COMMIT (the MO
+    /// path); it must be as atomic and as selective as the transactional path: stored and
+    /// claimed for the number's holder, nothing for an unassigned number, and parts still
+    /// joined in a transaction.
+    #[tokio::test]
+    async fn a_lone_inbound_message_is_one_statement_and_still_atomic() {
+        use crate::store::{GrantRequest, SubscriptionSource};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::connect(&format!("sqlite://{}/i.db", dir.path().display()), 2).await.expect("store");
+        store.migrate().await.expect("migrate");
+        store.add_numbers(&["+15550100001".to_owned(), "+15550100002".to_owned()], 1, None).await.expect("numbers");
+        let grant = store
+            .grant(
+                &GrantRequest {
+                    wallet: "0x00000000000000000000000000000000000000aa",
+                    payer: "0x00000000000000000000000000000000000000aa",
+                    plan: "annual",
+                    duration_ms: 86_400_000,
+                    source: SubscriptionSource::Comp,
+                    token_hash: &[7; 32],
+                    now_ms: 1,
+                },
+                None,
+            )
+            .await
+            .expect("grant")
+            .expect("a number was free");
+        let (ours, other) = if grant.number == "+15550100001" {
+            ("+15550100001", "+15550100002")
+        } else {
+            ("+15550100002", "+15550100001")
+        };
+        let (writer, task) = MessageWriter::spawn(store.clone(), WriterMetrics::new());
+        let mo = |id: &str, to: &str, body: &str, part: Option<InboundPart>| InboundInsert {
+            message_id: id.into(),
+            to: to.into(),
+            from: "+15557654321".into(),
+            body: body.into(),
+            carrier_id: None,
+            received_at_ms: 5,
+            now_ms: 6,
+            part,
+            claim_for: Some(grant.subscription_id),
+        };
+
+        let stored = writer.insert_inbound(mo("mo-1", ours, "code 123456", None)).await.expect("stored");
+        let InboundOutcome::Stored { id, owner, claimed: Some(claimed) } = stored else {
+            panic!("not stored and claimed: {stored:?}")
+        };
+        assert_eq!((owner, claimed.id, claimed.body.as_str()), (grant.subscription_id, id, "code 123456"));
+        assert_eq!(
+            writer.insert_inbound(mo("mo-2", other, "not ours", None)).await.expect("ran"),
+            InboundOutcome::NotOurs
+        );
+        for (seq, body) in [(1, "first "), (2, "second")] {
+            let part = InboundPart { reference: 9, total: 2, seq };
+            writer.insert_inbound(mo(&format!("mo-3.{seq}"), ours, body, Some(part))).await.expect("part");
+        }
+
+        let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT message_id, body, delivered_at FROM messages WHERE direction = 'received' ORDER BY id",
+        )
+        .fetch_all(&store.read)
+        .await
+        .expect("rows");
+        assert_eq!(
+            rows,
+            [
+                ("mo-1".to_owned(), "code 123456".to_owned(), Some(6)),
+                ("mo-3.2".to_owned(), "first second".to_owned(), Some(6))
+            ]
+        );
+        drop(writer);
+        task.await.expect("writer ends");
     }
 
     #[test]
