@@ -379,7 +379,6 @@ mod tests {
     use super::*;
     use crate::e164::E164;
     use crate::metrics::WriterMetrics;
-    use crate::store::{GrantRequest, SubscriptionSource};
 
     const NUMBER: &str = "+15550100001";
 
@@ -396,25 +395,7 @@ mod tests {
     impl Fixture {
         async fn new() -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
-            let store = Store::connect(&format!("sqlite://{}/h.db", dir.path().display()), 2).await.expect("store");
-            store.migrate().await.expect("migrate");
-            store.add_numbers(&[NUMBER.to_owned()], 1, None).await.expect("numbers");
-            let grant = store
-                .grant(
-                    &GrantRequest {
-                        wallet: "0x00000000000000000000000000000000000000aa",
-                        payer: "0x00000000000000000000000000000000000000aa",
-                        plan: "annual",
-                        duration_ms: 86_400_000,
-                        source: SubscriptionSource::Comp,
-                        token_hash: &[7; 32],
-                        now_ms: 1,
-                    },
-                    None,
-                )
-                .await
-                .expect("grant")
-                .expect("a number was free");
+            let (store, grant) = crate::store::sqlite_with_a_holder(dir.path(), &[NUMBER]).await;
             let (writer, _task) = MessageWriter::spawn(store.clone(), WriterMetrics::new());
             Self {
                 _dir: dir,

@@ -186,6 +186,33 @@ fn sqlite_url_with_create(url: &str) -> Result<String, StoreError> {
     }
 }
 
+/// For unit tests: a migrated SQLite store in `dir` holding `numbers`, one of them granted to a
+/// comp subscription (returned).
+#[cfg(test)]
+pub(crate) async fn sqlite_with_a_holder(dir: &std::path::Path, numbers: &[&str]) -> (Store, Grant) {
+    let store = Store::connect(&format!("sqlite://{}/t.db", dir.display()), 2).await.expect("store");
+    store.migrate().await.expect("migrate");
+    let numbers: Vec<String> = numbers.iter().map(|n| (*n).to_owned()).collect();
+    store.add_numbers(&numbers, 1, None).await.expect("numbers");
+    let grant = store
+        .grant(
+            &GrantRequest {
+                wallet: "0x00000000000000000000000000000000000000aa",
+                payer: "0x00000000000000000000000000000000000000aa",
+                plan: "annual",
+                duration_ms: 86_400_000,
+                source: SubscriptionSource::Comp,
+                token_hash: &[7; 32],
+                now_ms: 1,
+            },
+            None,
+        )
+        .await
+        .expect("grant")
+        .expect("a number was free");
+    (store, grant)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

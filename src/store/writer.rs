@@ -859,27 +859,8 @@ mod tests {
     /// joined in a transaction.
     #[tokio::test]
     async fn a_lone_inbound_message_is_one_statement_and_still_atomic() {
-        use crate::store::{GrantRequest, SubscriptionSource};
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::connect(&format!("sqlite://{}/i.db", dir.path().display()), 2).await.expect("store");
-        store.migrate().await.expect("migrate");
-        store.add_numbers(&["+15550100001".to_owned(), "+15550100002".to_owned()], 1, None).await.expect("numbers");
-        let grant = store
-            .grant(
-                &GrantRequest {
-                    wallet: "0x00000000000000000000000000000000000000aa",
-                    payer: "0x00000000000000000000000000000000000000aa",
-                    plan: "annual",
-                    duration_ms: 86_400_000,
-                    source: SubscriptionSource::Comp,
-                    token_hash: &[7; 32],
-                    now_ms: 1,
-                },
-                None,
-            )
-            .await
-            .expect("grant")
-            .expect("a number was free");
+        let (store, grant) = super::super::sqlite_with_a_holder(dir.path(), &["+15550100001", "+15550100002"]).await;
         let (ours, other) = if grant.number == "+15550100001" {
             ("+15550100001", "+15550100002")
         } else {
