@@ -860,13 +860,14 @@ mod tests {
     #[tokio::test]
     async fn a_lone_inbound_message_is_one_statement_and_still_atomic() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (store, grant) = super::super::sqlite_with_a_holder(dir.path(), &["+15550100001", "+15550100002"]).await;
+        let (store, grant) = crate::store::sqlite_with_a_holder(dir.path(), &["+15550100001", "+15550100002"]).await;
         let (ours, other) = if grant.number == "+15550100001" {
             ("+15550100001", "+15550100002")
         } else {
             ("+15550100002", "+15550100001")
         };
-        let (writer, task) = MessageWriter::spawn(store.clone(), WriterMetrics::new());
+        let metrics = WriterMetrics::new();
+        let (writer, task) = MessageWriter::spawn(store.clone(), metrics.clone());
         let mo = |id: &str, to: &str, body: &str, part: Option<InboundPart>| InboundInsert {
             message_id: id.into(),
             to: to.into(),
@@ -906,6 +907,16 @@ mod tests {
                 ("mo-3.2".to_owned(), "first second".to_owned(), Some(6))
             ]
         );
+        // Each call waited for its answer, so each was a batch of its own: the two lone whole
+        // messages took the single-statement path, the two parts a transaction each.
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("batch", "", metrics.batch_seconds.clone());
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        for phase in ["single", "commit"] {
+            let line = format!("batch_count{{phase=\"{phase}\"}} 2");
+            assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+        }
         drop(writer);
         task.await.expect("writer ends");
     }
