@@ -239,8 +239,16 @@ impl App {
             }
         };
         let voice_writer = writer.clone();
-        let (sms, sms_tasks) =
-            SmsService::start(store.clone(), writer, network, events_rx, hub, metrics.clone(), shutdown_rx.clone());
+        let (sms, sms_tasks) = SmsService::start(
+            sms::SmsSettings { max_body_chars: config.limits.max_sms_chars },
+            store.clone(),
+            writer,
+            network,
+            events_rx,
+            hub,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        );
 
         // Voice: over the SIP trunk when one is configured, else the simulated network.
         match voice::VoiceService::settle_interrupted(&store).await {

@@ -89,7 +89,8 @@ async fn two_agents_hear_each_other(backend: Backend) {
     assert!(answered, "the server answers the client's close frame");
     let (hangup, close) = until_closed(&mut a).await;
     assert_eq!(hangup["reason"], "remote_hangup");
-    assert_eq!(close, Some((CloseCode::Normal, "remote_hangup".to_owned())));
+    // Each end reason closes with its own code (docs/voice-protocol.md), the reason as text.
+    assert_eq!(close, Some((CloseCode::Library(4001), "remote_hangup".to_owned())));
     let ended = event(&mut presence_b).await;
     assert_eq!((ended["event"].as_str(), ended["reason"].as_str()), (Some("ended"), Some("local_hangup")));
     assert_eq!(call_row(&s, call_id).await, ("completed".to_owned(), "remote_hangup".to_owned()));
@@ -189,7 +190,7 @@ async fn echo_callee_clear_mark_dtmf_and_api_hangup(backend: Backend) {
     assert_eq!(resp.json::<Value>().await.expect("json"), json!({"status": "hangup_sent"}));
     let (hangup, close) = until_closed(&mut ws).await;
     assert_eq!(hangup["reason"], "local_hangup");
-    assert_eq!(close.map(|c| c.0), Some(CloseCode::Normal));
+    assert_eq!(close, Some((CloseCode::Library(4000), "local_hangup".to_owned())));
     assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
     expect_error(s.post("/sms/voice/hangup", Some(&token), &json!({"call_id": call_id})).await, 404, "not_found").await;
     s.stop().await;
@@ -292,7 +293,7 @@ async fn calls_are_recorded_to_wav() {
     send_json(&mut ws, json!({"event": "hangup"})).await;
     let (hangup, close) = until_closed(&mut ws).await;
     assert_eq!(hangup["reason"], "local_hangup");
-    assert_eq!(close, Some((CloseCode::Normal, "local_hangup".to_owned())));
+    assert_eq!(close, Some((CloseCode::Library(4000), "local_hangup".to_owned())));
     assert_eq!(call_row(&s, &call_id).await, ("completed".to_owned(), "local_hangup".to_owned()));
     s.stop().await;
 

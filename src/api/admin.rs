@@ -4,36 +4,18 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::extract::{Admin, AppJson};
 use crate::clock::rfc3339;
 use crate::e164::E164;
-use crate::error::{ApiError, ErrorCode};
-use crate::subscriptions::SubscriptionError;
+use crate::error::ApiError;
 use crate::wallet::Address;
 
 const MAX_NUMBERS_PER_REQUEST: usize = 10_000;
 const MAX_GRANT_DAYS: u32 = 3650;
 const ACTOR: &str = "admin-api";
-
-impl From<SubscriptionError> for ApiError {
-    fn from(err: SubscriptionError) -> Self {
-        match err {
-            SubscriptionError::PoolExhausted => pool_exhausted(),
-            SubscriptionError::Store(e) => ApiError::internal(&e),
-        }
-    }
-}
-
-pub fn pool_exhausted() -> ApiError {
-    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, ErrorCode::PoolExhausted, "No phone numbers currently available.")
-        .with_extra("check_availability", "/sms/availability".into())
-        .with_extra("join_waitlist", "/sms/waitlist".into())
-        .with_extra("available", 0.into())
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

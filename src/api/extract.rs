@@ -11,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::error::{ApiError, ErrorCode};
-use crate::subscriptions::{AuthError, Caller};
+use crate::subscriptions::Caller;
 
 /// `axum::Json` with rejections mapped to the envelope (400, 413, 415).
 pub struct AppJson<T>(pub T);
@@ -83,13 +83,15 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts).ok_or_else(ApiError::unauthorized)?;
-        match state.subscriptions.authenticate(token).await {
-            Ok(caller) => Ok(Self(caller)),
-            Err(AuthError::Unauthorized) => Err(ApiError::unauthorized()),
-            Err(AuthError::Store(err)) => Err(ApiError::internal(&err)),
-        }
+        authenticate(state, bearer(parts)).await.map(Self)
     }
+}
+
+/// The subscription behind a bearer token, as every edge resolves it (REST, MCP, socket
+/// handshakes): no token or a bad one is 401, a failure to look it up is a logged 500.
+pub async fn authenticate(state: &AppState, token: Option<&str>) -> Result<Caller, ApiError> {
+    let token = token.ok_or_else(ApiError::unauthorized)?;
+    Ok(state.subscriptions.authenticate(token).await?)
 }
 
 /// An operator request carrying the admin key; 401 otherwise.

@@ -11,6 +11,7 @@
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use base64::Engine;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -26,13 +27,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::pagination::{encode_cursor, parse_cursor};
+use super::service_errors::pool_exhausted;
 use crate::clock::{self, rfc3339};
-use crate::e164::E164;
+use crate::error::{ApiError, ErrorCode};
 use crate::payments::wire;
-use crate::store::{HistoryCursor, HistoryFilter};
-use crate::subscriptions::{AuthError, Caller, SubscribeError};
+use crate::store::{CallDirection, Direction, HistoryFilter};
+use crate::subscriptions::{Caller, SubscribeError};
+use crate::voice::DialRequest;
 
-const MAX_WAIT_SECS: u64 = 30;
+const DEFAULT_WAIT_SECS: u64 = 25;
 
 #[derive(Clone)]
 pub struct Mcp {
@@ -110,13 +114,24 @@ fn ok(value: Value) -> CallToolResult {
     CallToolResult::structured(value)
 }
 
-fn fail(code: &str, message: impl Into<String>) -> CallToolResult {
-    let message = message.into();
-    CallToolResult::structured_error(json!({"error": code, "message": message}))
+/// A refusal as a tool error: the same code, message and extras as the REST envelope (an
+/// internal failure was logged by [`ApiError::internal`] and says only that).
+fn refuse(err: ApiError) -> CallToolResult {
+    let mut body = json!({"error": err.code.as_str(), "message": err.message});
+    if let (Some(extra), Some(map)) = (err.extra, body.as_object_mut()) {
+        map.extend(extra);
+    }
+    CallToolResult::structured_error(body)
 }
 
-fn clamp_wait(wait: Option<u64>) -> Duration {
-    Duration::from_secs(wait.unwrap_or(25).min(MAX_WAIT_SECS))
+/// A tool's outcome: its structured result, or its refusal.
+fn answer(outcome: Result<Value, ApiError>) -> Result<CallToolResult, ErrorData> {
+    Ok(outcome.map_or_else(refuse, ok))
+}
+
+/// Tools wait at most as long as `/sms/receive?wait=` may; 25 s unless asked.
+fn clamp_wait(wait: Option<u64>, max_secs: u64) -> Duration {
+    Duration::from_secs(wait.unwrap_or(DEFAULT_WAIT_SECS).min(max_secs))
 }
 
 fn clamp_limit(limit: Option<i64>) -> i64 {
@@ -134,17 +149,19 @@ impl Mcp {
     }
 
     /// The subscription behind the HTTP request's bearer token.
-    async fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, CallToolResult> {
-        let token = ctx
-            .extensions
-            .get::<Parts>()
-            .and_then(super::extract::bearer)
-            .ok_or_else(|| fail("unauthorized", "send your token as `Authorization: Bearer <token>` on /mcp"))?;
-        match self.state.subscriptions.authenticate(token).await {
-            Ok(caller) => Ok(caller),
-            Err(AuthError::Unauthorized) => Err(fail("unauthorized", "invalid, revoked or expired token")),
-            Err(AuthError::Store(err)) => Err(fail("internal_error", err.to_string())),
-        }
+    async fn caller(&self, ctx: &RequestContext<RoleServer>) -> Result<Caller, ApiError> {
+        let token = ctx.extensions.get::<Parts>().and_then(super::extract::bearer).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                "send your token as `Authorization: Bearer <token>` on /mcp",
+            )
+        })?;
+        super::extract::authenticate(&self.state, Some(token)).await
+    }
+
+    fn wait(&self, asked: Option<u64>) -> Duration {
+        clamp_wait(asked, self.state.limits.max_wait_secs)
     }
 
     /// Sends `notifications/progress` once a second while `work` runs, if the client asked.
@@ -179,37 +196,33 @@ impl Mcp {
     #[tool(description = "Your phone number and subscription: number, plan, status (active / expired = grace \
         period, read-only) and expiry. Call this first to learn which number you own.")]
     async fn get_number(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let now = clock::now_ms();
-        Ok(ok(json!({
-            "number": caller.number,
-            "plan": caller.plan,
-            "status": if caller.is_active(now) { "active" } else { "expired" },
-            "expires_at": rfc3339(caller.expires_at_ms),
-            "wallet": caller.wallet,
-        })))
+        answer(self.caller(&ctx).await.map(|caller| {
+            let now = clock::now_ms();
+            json!({
+                "number": caller.number.as_str(),
+                "plan": caller.plan,
+                "status": if caller.is_active(now) { "active" } else { "expired" },
+                "expires_at": rfc3339(caller.expires_at_ms),
+                "wallet": caller.wallet.to_string(),
+            })
+        }))
     }
 
     #[tool(description = "Subscription status: whether it is active, when it expires, days left. Renew by \
         calling `subscribe` again from the same wallet.")]
     async fn subscription_status(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let now = clock::now_ms();
-        let days_left = ((caller.expires_at_ms - now).max(0)) / 86_400_000;
-        Ok(ok(json!({
-            "active": caller.is_active(now),
-            "number": caller.number,
-            "plan": caller.plan,
-            "created_at": rfc3339(caller.created_at_ms),
-            "expires_at": rfc3339(caller.expires_at_ms),
-            "days_left": days_left,
-        })))
+        answer(self.caller(&ctx).await.map(|caller| {
+            let now = clock::now_ms();
+            let days_left = ((caller.expires_at_ms - now).max(0)) / 86_400_000;
+            json!({
+                "active": caller.is_active(now),
+                "number": caller.number.as_str(),
+                "plan": caller.plan,
+                "created_at": rfc3339(caller.created_at_ms),
+                "expires_at": rfc3339(caller.expires_at_ms),
+                "days_left": days_left,
+            })
+        }))
     }
 
     #[tool(description = "Send an SMS from your number. Returns a message_id; delivery continues in the \
@@ -219,32 +232,19 @@ impl Mcp {
         Parameters(args): Parameters<SendSmsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let Ok(to) = E164::parse(args.to.trim()) else {
-            return Ok(fail("invalid_request", "to must be E.164, like +15555550199"));
-        };
-        let max = self.state.limits.max_sms_chars;
-        if args.body.is_empty() || args.body.chars().count() > max {
-            return Ok(fail("invalid_request", format!("body must have 1 to {max} characters")));
-        }
-        if !caller.is_active(clock::now_ms()) {
-            return Ok(fail("no_active_subscription", "subscription expired; call subscribe to renew"));
-        }
-        let Ok(from) = E164::parse(&caller.number) else {
-            return Ok(fail("internal_error", "stored number invalid"));
-        };
-        match self.state.sms.send(caller.subscription_id, &from, &to, args.body).await {
-            Ok(q) => Ok(ok(json!({
-                "message_id": q.message_id,
-                "status": "queued",
-                "segments": q.segments,
-                "created_at": rfc3339(q.created_at_ms),
-            }))),
-            Err(err) => Ok(fail("internal_error", err.to_string())),
-        }
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let q = self.state.sms.send(&caller, &args.to, args.body).await?;
+                Ok(json!({
+                    "message_id": q.message_id,
+                    "status": "queued",
+                    "segments": q.segments,
+                    "created_at": rfc3339(q.created_at_ms),
+                }))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "Receive SMS sent to your number. Waits up to wait_seconds (default 25) for a message \
@@ -255,45 +255,43 @@ impl Mcp {
         Parameters(args): Parameters<ReceiveSmsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let wait = clamp_wait(args.wait_seconds);
-        let limit = clamp_limit(args.limit);
-        let owner = caller.subscription_id;
-        let number = caller.number;
-        let sms = self.state.sms.clone();
-        let work = async move {
-            // Messages already handed out after the cursor come first (a repeated call).
-            let mut messages = match args.cursor {
-                Some(after) => sms.received_after(owner, after, limit).await?,
-                None => Vec::new(),
-            };
-            if messages.is_empty() {
-                messages = sms.receive(owner, &number, limit, wait).await?.messages;
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let wait = self.wait(args.wait_seconds);
+                let limit = clamp_limit(args.limit);
+                let owner = caller.subscription_id;
+                let sms = self.state.sms.clone();
+                let work = async move {
+                    // Messages already handed out after the cursor come first (a repeated call).
+                    let mut messages = match args.cursor {
+                        Some(after) => sms.received_after(owner, after, limit).await?,
+                        None => Vec::new(),
+                    };
+                    if messages.is_empty() {
+                        messages = sms.receive(owner, caller.number.as_str(), limit, wait).await?.messages;
+                    }
+                    Ok::<_, crate::sms::SmsError>(messages)
+                };
+                let messages = Self::with_progress(&ctx, wait.as_secs(), "waiting for SMS", work).await?;
+                let next_cursor = messages.iter().map(|m| m.id).max().or(args.cursor);
+                let messages: Vec<Value> = messages
+                    .into_iter()
+                    .map(|m| {
+                        json!({
+                            "id": m.id,
+                            "message_id": m.message_id,
+                            "from_number": m.peer,
+                            "to_number": m.number,
+                            "body": m.body,
+                            "received_at": rfc3339(m.received_at.unwrap_or(m.created_at)),
+                        })
+                    })
+                    .collect();
+                Ok(json!({"count": messages.len(), "messages": messages, "next_cursor": next_cursor}))
             }
-            Ok::<_, crate::sms::SmsError>(messages)
-        };
-        let messages = match Self::with_progress(&ctx, wait.as_secs(), "waiting for SMS", work).await {
-            Ok(m) => m,
-            Err(err) => return Ok(fail("internal_error", err.to_string())),
-        };
-        let next_cursor = messages.iter().map(|m| m.id).max().or(args.cursor);
-        let messages: Vec<Value> = messages
-            .into_iter()
-            .map(|m| {
-                json!({
-                    "id": m.id,
-                    "message_id": m.message_id,
-                    "from_number": m.peer,
-                    "to_number": m.number,
-                    "body": m.body,
-                    "received_at": rfc3339(m.received_at.unwrap_or(m.created_at)),
-                })
-            })
-            .collect();
-        Ok(ok(json!({"count": messages.len(), "messages": messages, "next_cursor": next_cursor})))
+            .await,
+        )
     }
 
     #[tool(description = "Wait for the next SMS that carries a one-time code (OTP, verification code, PIN) and \
@@ -305,23 +303,23 @@ impl Mcp {
         Parameters(args): Parameters<WaitForCodeArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let wait = clamp_wait(args.wait_seconds);
-        let from = args.from.as_deref().map(str::trim).filter(|f| !f.is_empty());
-        let work = self.state.sms.wait_for_code(caller.subscription_id, from, wait);
-        match Self::with_progress(&ctx, wait.as_secs(), "waiting for a code", work).await {
-            Ok(Some(c)) => Ok(ok(json!({
-                "code": c.code,
-                "sender": c.message.peer,
-                "message_id": c.message.message_id,
-                "body": c.message.body,
-            }))),
-            Ok(None) => Ok(ok(json!({"code": null, "sender": null, "message_id": null, "timed_out": true}))),
-            Err(err) => Ok(fail("internal_error", err.to_string())),
-        }
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let wait = self.wait(args.wait_seconds);
+                let work = self.state.sms.wait_for_code(caller.subscription_id, args.from.as_deref(), wait);
+                Ok(match Self::with_progress(&ctx, wait.as_secs(), "waiting for a code", work).await? {
+                    Some(c) => json!({
+                        "code": c.code,
+                        "sender": c.message.peer,
+                        "message_id": c.message.message_id,
+                        "body": c.message.body,
+                    }),
+                    None => json!({"code": null, "sender": null, "message_id": null, "timed_out": true}),
+                })
+            }
+            .await,
+        )
     }
 
     #[tool(description = "SMS history of your subscription, newest first, with delivery status. Paginate with \
@@ -331,46 +329,34 @@ impl Mcp {
         Parameters(args): Parameters<ListMessagesArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let limit = clamp_limit(args.limit);
-        let direction = match args.direction.as_deref() {
-            None | Some("both") | Some("") => None,
-            Some("sent") => Some(crate::store::Direction::Sent),
-            Some("received") => Some(crate::store::Direction::Received),
-            Some(_) => return Ok(fail("invalid_request", "direction must be sent, received or both")),
-        };
-        let Ok(after) = super::sms::parse_cursor(args.cursor.as_deref()) else {
-            return Ok(fail("invalid_request", "malformed cursor"));
-        };
-        let filter = HistoryFilter { direction, since_ms: None, until_ms: None, after };
-        let mut rows = match self.state.sms.history(caller.subscription_id, &filter, limit + 1).await {
-            Ok(rows) => rows,
-            Err(err) => return Ok(fail("internal_error", err.to_string())),
-        };
-        let next_cursor = (rows.len() as i64 > limit).then(|| {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| super::sms::encode_cursor(HistoryCursor { created_at: r.created_at, id: r.id }))
-        });
-        let messages: Vec<Value> = rows
-            .into_iter()
-            .map(|r| {
-                let sent = r.direction == "sent";
-                json!({
-                    "message_id": r.message_id,
-                    "direction": r.direction,
-                    "from_number": if sent { &r.number } else { &r.peer },
-                    "to_number": if sent { &r.peer } else { &r.number },
-                    "body": r.body,
-                    "status": r.status,
-                    "segments": r.segments,
-                    "created_at": rfc3339(r.created_at),
-                })
-            })
-            .collect();
-        Ok(ok(json!({"messages": messages, "next_cursor": next_cursor.flatten()})))
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let direction = crate::sms::parse_direction(args.direction.as_deref())?;
+                let after = parse_cursor(args.cursor.as_deref())?;
+                let filter = HistoryFilter { direction, since_ms: None, until_ms: None, after };
+                let page = self.state.sms.history(caller.subscription_id, &filter, clamp_limit(args.limit)).await?;
+                let messages: Vec<Value> = page
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        let sent = r.direction == Direction::Sent;
+                        json!({
+                            "message_id": r.message_id,
+                            "direction": r.direction.as_str(),
+                            "from_number": if sent { &r.number } else { &r.peer },
+                            "to_number": if sent { &r.peer } else { &r.number },
+                            "body": r.body,
+                            "status": r.status,
+                            "segments": r.segments,
+                            "created_at": rfc3339(r.created_at),
+                        })
+                    })
+                    .collect();
+                Ok(json!({"messages": messages, "next_cursor": page.next.map(encode_cursor)}))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "Call a phone number from your number. Returns call_id and stream_url once the far end \
@@ -382,31 +368,19 @@ impl Mcp {
         Parameters(args): Parameters<PlaceCallArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let (Ok(to), Ok(from)) = (E164::parse(args.to.trim()), E164::parse(&caller.number)) else {
-            return Ok(fail("invalid_request", "to must be E.164, like +15555550199"));
-        };
-        if to == from {
-            return Ok(fail("invalid_request", "a number cannot call itself"));
-        }
-        if !caller.is_active(clock::now_ms()) {
-            return Ok(fail("no_active_subscription", "subscription expired; call subscribe to renew"));
-        }
-        match self.state.voice.dial(caller.subscription_id, &caller.number, &from, to, None).await {
-            Ok(d) => Ok(ok(json!({
-                "call_id": d.call_id,
-                "stream_url": self.state.voice.stream_url(&d.call_id),
-                "state": d.state,
-            }))),
-            Err(crate::voice::VoiceError::Busy) => Ok(fail("conflict", "your number is already on a call")),
-            Err(crate::voice::VoiceError::Unavailable) => {
-                Ok(fail("phone_node_unavailable", "the voice network is unavailable; retry shortly"))
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let request = DialRequest { from: None, to: args.to, callback_sip_uri: None };
+                let dialed = self.state.voice.dial(&caller, request).await?;
+                Ok(json!({
+                    "call_id": dialed.call_id,
+                    "stream_url": self.state.voice.stream_url(&dialed.call_id),
+                    "state": dialed.state.as_str(),
+                }))
             }
-            Err(err) => Ok(fail("internal_error", err.to_string())),
-        }
+            .await,
+        )
     }
 
     #[tool(description = "Hang up one of your calls (placed or received) by its call_id. The far end is told \
@@ -416,14 +390,14 @@ impl Mcp {
         Parameters(args): Parameters<HangupCallArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        match self.state.voice.hangup(caller.subscription_id, &args.call_id) {
-            Ok(()) => Ok(ok(json!({"status": "hangup_sent", "call_id": args.call_id}))),
-            Err(_) => Ok(fail("not_found", "no such call, or it has ended")),
-        }
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                self.state.voice.hangup(caller.subscription_id, &args.call_id)?;
+                Ok(json!({"status": "hangup_sent", "call_id": args.call_id}))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "Your call history, newest first: direction, parties, final state, end reason and \
@@ -433,46 +407,34 @@ impl Mcp {
         Parameters(args): Parameters<ListCallsArgs>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let caller = match self.caller(&ctx).await {
-            Ok(c) => c,
-            Err(e) => return Ok(e),
-        };
-        let limit = clamp_limit(args.limit);
-        let direction = match args.direction.as_deref() {
-            None | Some("both") | Some("") => None,
-            Some(d @ ("outbound" | "inbound")) => Some(d),
-            Some(_) => return Ok(fail("invalid_request", "direction must be outbound, inbound or both")),
-        };
-        let Ok(after) = super::sms::parse_cursor(args.cursor.as_deref()) else {
-            return Ok(fail("invalid_request", "malformed cursor"));
-        };
-        let mut rows = match self.state.voice.history(caller.subscription_id, direction, after, limit + 1).await {
-            Ok(rows) => rows,
-            Err(err) => return Ok(fail("internal_error", err.to_string())),
-        };
-        let next_cursor = if rows.len() as i64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| super::sms::encode_cursor(HistoryCursor { created_at: r.created_at, id: r.id }))
-        } else {
-            None
-        };
-        let calls: Vec<Value> = rows
-            .into_iter()
-            .map(|r| {
-                let out = r.direction == "outbound";
-                json!({
-                    "call_id": r.call_id,
-                    "direction": r.direction,
-                    "from_number": if out { &r.number } else { &r.peer },
-                    "to_number": if out { &r.peer } else { &r.number },
-                    "state": r.state,
-                    "end_reason": r.end_reason,
-                    "created_at": rfc3339(r.created_at),
-                    "duration_ms": r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
-                })
-            })
-            .collect();
-        Ok(ok(json!({"calls": calls, "next_cursor": next_cursor})))
+        answer(
+            async {
+                let caller = self.caller(&ctx).await?;
+                let direction = crate::voice::parse_direction(args.direction.as_deref())?;
+                let after = parse_cursor(args.cursor.as_deref())?;
+                let page =
+                    self.state.voice.history(caller.subscription_id, direction, after, clamp_limit(args.limit)).await?;
+                let calls: Vec<Value> = page
+                    .rows
+                    .into_iter()
+                    .map(|r| {
+                        let out = r.direction == CallDirection::Outbound;
+                        json!({
+                            "call_id": r.call_id,
+                            "direction": r.direction.as_str(),
+                            "from_number": if out { &r.number } else { &r.peer },
+                            "to_number": if out { &r.peer } else { &r.number },
+                            "state": r.state,
+                            "end_reason": r.end_reason,
+                            "created_at": rfc3339(r.created_at),
+                            "duration_ms": r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
+                        })
+                    })
+                    .collect();
+                Ok(json!({"calls": calls, "next_cursor": page.next.map(encode_cursor)}))
+            }
+            .await,
+        )
     }
 
     #[tool(description = "Buy (or renew) a yearly phone-number subscription with USDC over x402. Call it once \
@@ -520,11 +482,11 @@ impl Mcp {
             }
             Err(SubscribeError::Refused { code, message }) => Ok(required(&code, &message)),
             Err(SubscribeError::Undecodable { code, message }) => Ok(required(code, &message)),
-            Err(SubscribeError::PoolExhausted) => Ok(fail("pool_exhausted", "no phone numbers currently available")),
-            Err(SubscribeError::InProgress) => {
-                Ok(fail("conflict", "the first attempt with this idempotency key is still settling; retry"))
+            Err(SubscribeError::PoolExhausted) => Ok(refuse(pool_exhausted())),
+            Err(err @ SubscribeError::InProgress) => {
+                Ok(refuse(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())))
             }
-            Err(SubscribeError::Store(err)) => Ok(fail("internal_error", err.to_string())),
+            Err(SubscribeError::Store(err)) => Ok(refuse(ApiError::internal(&err))),
         }
     }
 }

@@ -9,6 +9,8 @@ mod discovery;
 mod extract;
 mod mcp;
 mod ops;
+mod pagination;
+mod service_errors;
 mod sms;
 mod subscriptions;
 mod voice;
@@ -23,6 +25,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower::Layer;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::{Metrics, RequestLabels};
@@ -103,7 +106,7 @@ pub fn router(state: AppState) -> Router {
             .route("/admin/numbers", post(admin::add_numbers).get(admin::list_numbers))
             .route("/admin/subscriptions", post(admin::grant_subscription));
     }
-    app = app.nest_service("/mcp", mcp_service(state.clone()));
+    app = app.nest_service("/mcp", axum::middleware::from_fn(session_closed_status).layer(mcp_service(state.clone())));
     let body_limit = state.limits.max_body_bytes;
     app.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -130,6 +133,17 @@ fn mcp_service(
         .with_allowed_hosts(hosts)
         .with_cancellation_token(state.mcp_shutdown.child_token());
     StreamableHttpService::new(move || Ok(mcp::Mcp::new(state.clone())), Default::default(), config)
+}
+
+/// `DELETE /mcp` (an MCP client ending its session) answers 204: the SDK's answer, 202, is not
+/// what clients expect of a DELETE (the Python SDK logs "Session termination failed: 202").
+async fn session_closed_status(req: Request, next: Next) -> Response {
+    let delete = req.method() == axum::http::Method::DELETE;
+    let mut response = next.run(req).await;
+    if delete && response.status() == StatusCode::ACCEPTED {
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    response
 }
 
 async fn not_found() -> ApiError {

@@ -9,15 +9,12 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
-use super::admin::pool_exhausted;
 use super::extract::AppJson;
+use super::service_errors::pool_exhausted;
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
 use crate::payments::wire::{self, MAX_PAYMENT_HEADER_BYTES};
-use crate::subscriptions::{RecoveryError, SubscribeError};
-
-const WALLET_WARNING: &str = "Your wallet address is your account identity. If you lose access to this wallet, you \
-    cannot recover your subscription. Do not use ephemeral wallets.";
+use crate::subscriptions::SubscribeError;
 
 #[derive(Serialize)]
 struct Subscribed {
@@ -109,31 +106,6 @@ pub struct NonceResponse {
     expires_in: i64,
     /// Additive: the exact text to sign with `personal_sign`.
     message: String,
-}
-
-impl From<RecoveryError> for ApiError {
-    fn from(err: RecoveryError) -> Self {
-        match err {
-            RecoveryError::BadRequest(m) => ApiError::invalid_request(m),
-            RecoveryError::BadNonce => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::Unauthorized,
-                "nonce unknown, already used, or expired; request a new one",
-            ),
-            RecoveryError::SignatureMismatch => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::SignatureMismatch,
-                "signature did not recover the claimed wallet",
-            ),
-            RecoveryError::NoSubscription => ApiError::new(
-                StatusCode::PAYMENT_REQUIRED,
-                ErrorCode::NoActiveSubscription,
-                "no active subscription for this wallet; subscribe with POST /sms/subscribe",
-            )
-            .with_extra("warning", WALLET_WARNING.into()),
-            RecoveryError::Store(e) => ApiError::internal(&e),
-        }
-    }
 }
 
 /// The body is optional; when present it must be JSON.

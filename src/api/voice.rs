@@ -18,13 +18,12 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::extract::{AppJson, AppQuery, Authed};
-use super::sms::{encode_cursor, parse_cursor, parse_limit};
+use super::pagination::{encode_cursor, parse_cursor, parse_limit};
 use crate::clock::rfc3339;
-use crate::e164::E164;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::HistoryCursor;
-use crate::subscriptions::{AuthError, Caller};
-use crate::voice::VoiceError;
+use crate::store::CallDirection;
+use crate::subscriptions::Caller;
+use crate::voice::DialRequest;
 use crate::voice::call::{FromAgent, StreamIo, TO_AGENT_QUEUE, ToAgent};
 
 /// The subprotocol the server answers with.
@@ -40,34 +39,9 @@ const FROM_AGENT_QUEUE: usize = 64;
 const PRESENCE_PING: Duration = Duration::from_secs(20);
 const CALLS_DEFAULT_LIMIT: i64 = 50;
 
-fn voice_error(err: VoiceError) -> ApiError {
-    match err {
-        VoiceError::Forbidden => {
-            ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "phone_number not owned by this token")
-        }
-        VoiceError::Busy => ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "number is busy"),
-        VoiceError::AlreadyStreaming => {
-            ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, "this call's stream is already open")
-        }
-        VoiceError::Unavailable => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::PhoneNodeUnavailable,
-            "the voice network is unavailable; retry shortly",
-        ),
-        VoiceError::NotFound => ApiError::not_found("no such call, or it has ended"),
-        VoiceError::BadSipUri(why) => ApiError::invalid_request(why),
-        VoiceError::Store(err) => ApiError::internal(&err),
-    }
-}
-
-fn parse_number(field: &str, raw: &str) -> Result<E164, ApiError> {
-    E164::parse(raw)
-        .map_err(|_| ApiError::invalid_request(format!("{field} must be an E.164 number like +15555550123")))
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DialRequest {
+pub struct DialBody {
     phone_number: Option<String>,
     to: Option<String>,
     /// The agent's own SIP endpoint to bridge the call to, instead of a WebSocket stream.
@@ -84,32 +58,17 @@ pub struct DialResponse {
 pub async fn dial(
     State(state): State<AppState>,
     Authed(caller): Authed,
-    AppJson(req): AppJson<DialRequest>,
+    AppJson(req): AppJson<DialBody>,
 ) -> Result<Json<DialResponse>, ApiError> {
     let (Some(from), Some(to)) = (req.phone_number, req.to) else {
         return Err(ApiError::invalid_request("phone_number and to are required"));
     };
-    let from = parse_number("phone_number", &from)?;
-    let to = parse_number("to", &to)?;
-    if from == to {
-        return Err(ApiError::invalid_request("a number cannot call itself"));
-    }
-    if !caller.is_active(crate::clock::now_ms()) {
-        return Err(ApiError::new(
-            StatusCode::PAYMENT_REQUIRED,
-            ErrorCode::NoActiveSubscription,
-            "subscription expired; renew with POST /sms/subscribe to place calls",
-        ));
-    }
-    let dialed = state
-        .voice
-        .dial(caller.subscription_id, &caller.number, &from, to, req.callback_sip_uri)
-        .await
-        .map_err(voice_error)?;
+    let request = DialRequest { from: Some(from), to, callback_sip_uri: req.callback_sip_uri };
+    let dialed = state.voice.dial(&caller, request).await?;
     Ok(Json(DialResponse {
         stream_url: state.voice.stream_url(&dialed.call_id),
         call_id: dialed.call_id,
-        state: dialed.state,
+        state: dialed.state.as_str(),
     }))
 }
 
@@ -131,8 +90,8 @@ pub async fn get_inbound(
     State(state): State<AppState>,
     Authed(caller): Authed,
 ) -> Result<Json<InboundRoute>, ApiError> {
-    let uri = state.voice.inbound_sip_uri(caller.subscription_id).await.map_err(voice_error)?;
-    Ok(Json(InboundRoute { phone_number: caller.number, inbound_sip_uri: uri }))
+    let uri = state.voice.inbound_sip_uri(caller.subscription_id).await?;
+    Ok(Json(InboundRoute { phone_number: caller.number.into_string(), inbound_sip_uri: uri }))
 }
 
 /// `PUT /sms/voice/inbound`: routes the bearer's incoming calls to its own SIP endpoint, or
@@ -143,8 +102,8 @@ pub async fn put_inbound(
     AppJson(req): AppJson<InboundRequest>,
 ) -> Result<Json<InboundRoute>, ApiError> {
     let uri = req.inbound_sip_uri.filter(|u| !u.is_empty());
-    state.voice.set_inbound_sip_uri(caller.subscription_id, uri.as_deref()).await.map_err(voice_error)?;
-    Ok(Json(InboundRoute { phone_number: caller.number, inbound_sip_uri: uri }))
+    state.voice.set_inbound_sip_uri(caller.subscription_id, uri.as_deref()).await?;
+    Ok(Json(InboundRoute { phone_number: caller.number.into_string(), inbound_sip_uri: uri }))
 }
 
 #[derive(Deserialize)]
@@ -164,7 +123,7 @@ pub async fn hangup(
     AppJson(req): AppJson<HangupRequest>,
 ) -> Result<Json<HangupResponse>, ApiError> {
     let call_id = req.call_id.ok_or_else(|| ApiError::invalid_request("call_id is required"))?;
-    state.voice.hangup(caller.subscription_id, &call_id).map_err(voice_error)?;
+    state.voice.hangup(caller.subscription_id, &call_id)?;
     Ok(Json(HangupResponse { status: "hangup_sent" }))
 }
 
@@ -184,7 +143,7 @@ pub struct CallsResponse {
 #[derive(Serialize)]
 struct CallView {
     call_id: String,
-    direction: String,
+    direction: &'static str,
     from_number: String,
     to_number: String,
     state: String,
@@ -202,28 +161,19 @@ pub async fn list_calls(
     AppQuery(q): AppQuery<CallsQuery>,
 ) -> Result<Json<CallsResponse>, ApiError> {
     let limit = parse_limit(q.limit.as_deref(), CALLS_DEFAULT_LIMIT)?;
-    let direction = match q.direction.as_deref() {
-        None | Some("") | Some("both") => None,
-        Some(d @ ("outbound" | "inbound")) => Some(d),
-        Some(_) => return Err(ApiError::invalid_request("direction must be outbound, inbound or both")),
-    };
+    let direction = crate::voice::parse_direction(q.direction.as_deref())?;
     let after = parse_cursor(q.cursor.as_deref())?;
-    let mut rows =
-        state.voice.history(caller.subscription_id, direction, after, limit + 1).await.map_err(voice_error)?;
-    let next_cursor = if rows.len() as i64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| encode_cursor(HistoryCursor { created_at: r.created_at, id: r.id }))
-    } else {
-        None
-    };
-    let calls = rows
+    let page = state.voice.history(caller.subscription_id, direction, after, limit).await?;
+    let next_cursor = page.next.map(encode_cursor);
+    let calls = page
+        .rows
         .into_iter()
         .map(|r| {
             let (from_number, to_number) =
-                if r.direction == "outbound" { (r.number, r.peer) } else { (r.peer, r.number) };
+                if r.direction == CallDirection::Outbound { (r.number, r.peer) } else { (r.peer, r.number) };
             CallView {
                 call_id: r.call_id,
-                direction: r.direction,
+                direction: r.direction.as_str(),
                 from_number,
                 to_number,
                 state: r.state,
@@ -257,12 +207,7 @@ fn ws_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn ws_caller(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let token = ws_token(headers).ok_or_else(ApiError::unauthorized)?;
-    match state.subscriptions.authenticate(token).await {
-        Ok(caller) => Ok(caller),
-        Err(AuthError::Unauthorized) => Err(ApiError::unauthorized()),
-        Err(AuthError::Store(err)) => Err(ApiError::internal(&err)),
-    }
+    super::extract::authenticate(state, ws_token(headers)).await
 }
 
 fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Result<WebSocketUpgrade, ApiError> {
@@ -287,8 +232,7 @@ pub async fn presence(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let caller = ws_caller(&state, &headers).await?;
-    let number = parse_number("phone_number", &phone_number)?;
-    let subscription = state.voice.presence(&caller.number, &number).map_err(voice_error)?;
+    let subscription = state.voice.presence(&caller, &phone_number)?;
     Ok(upgrade(ws)?.on_upgrade(move |socket| presence_pump(socket, subscription)))
 }
 
@@ -332,7 +276,7 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let caller = ws_caller(&state, &headers).await?;
     let ws = upgrade(ws)?;
-    let claim = state.voice.claim_stream(caller.subscription_id, &call_id).map_err(voice_error)?;
+    let claim = state.voice.claim_stream(caller.subscription_id, &call_id)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (to_agent_tx, to_agent) = mpsc::channel(TO_AGENT_QUEUE);
         let (from_agent, from_agent_rx) = mpsc::channel(FROM_AGENT_QUEUE);
@@ -350,8 +294,8 @@ async fn stream_pump(socket: WebSocket, mut to_agent: mpsc::Receiver<ToAgent>, f
             let msg = match out {
                 ToAgent::Audio(bytes) => Message::Binary(bytes),
                 ToAgent::Text(text) => Message::Text(text.into()),
-                ToAgent::Close(reason) => {
-                    let frame = CloseFrame { code: 1000, reason: reason.into() };
+                ToAgent::Close(close) => {
+                    let frame = CloseFrame { code: close.code(), reason: close.reason().into() };
                     let _ = sink.send(Message::Close(Some(frame))).await;
                     return;
                 }

@@ -24,17 +24,67 @@ use handoff::{Handed, Handoffs};
 
 use crate::clock;
 use crate::e164::E164;
+use crate::e164::E164Error;
 use crate::events::InboxHub;
 use crate::metrics::Metrics;
 use crate::store::{
-    ClaimedMessage, HistoryFilter, HistoryRow, MessageWriter, OutboundInsert, PendingOutbound, Store, StoreError,
+    ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, MessageWriter, OutboundInsert,
+    PendingOutbound, Store, StoreError,
 };
+use crate::subscriptions::Caller;
 use crate::telco::{SmsEvent, SmsNetwork, sms_encoding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SmsError {
+    #[error("direction must be sent, received or both")]
+    BadDirection,
+    #[error("since must not be after until")]
+    BadTimeRange,
+    #[error("from must be a sender of at most {MAX_SENDER_FILTER} characters")]
+    BadSender,
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why a message was not accepted for sending. Every edge (REST, MCP) refuses with these.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("to: {0} (E.164, like +15555550123)")]
+    BadDestination(E164Error),
+    #[error("body must not be empty")]
+    EmptyBody,
+    #[error("body exceeds {max_chars} characters")]
+    BodyTooLong { max_chars: usize },
+    /// Expired (in its grace period): the number is kept, but nothing is sent until renewal.
+    #[error("subscription expired; renew it (POST /sms/subscribe, or the subscribe tool) to send")]
+    NotActive,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The limits `send` applies (from the configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct SmsSettings {
+    /// Longest body accepted, in characters (Unicode scalar values); longer texts are refused,
+    /// shorter ones are segmented.
+    pub max_body_chars: usize,
+}
+
+/// A page of the history, and the cursor of the next page when there is one.
+#[derive(Debug)]
+pub struct HistoryPage {
+    pub rows: Vec<HistoryRow>,
+    pub next: Option<HistoryCursor>,
+}
+
+/// `direction` of a history query: absent, empty or `both` -> both; `sent`; `received`.
+pub fn parse_direction(raw: Option<&str>) -> Result<Option<Direction>, SmsError> {
+    match raw {
+        None | Some("") | Some("both") => Ok(None),
+        Some("sent") => Ok(Some(Direction::Sent)),
+        Some("received") => Ok(Some(Direction::Received)),
+        Some(_) => Err(SmsError::BadDirection),
+    }
 }
 
 /// A message accepted for sending.
@@ -56,6 +106,7 @@ pub struct SmsService {
     network: Arc<dyn SmsNetwork>,
     dispatch: mpsc::Sender<PendingOutbound>,
     shutdown: watch::Receiver<bool>,
+    settings: SmsSettings,
 }
 
 /// The background tasks of the SMS service; await `join` after signalling shutdown.
@@ -74,7 +125,9 @@ impl SmsTasks {
 impl SmsService {
     /// Starts the dispatcher and the delivery tracker. `events` is the receiving end of the
     /// channel the network was built with.
+    #[allow(clippy::too_many_arguments)]
     pub fn start(
+        settings: SmsSettings,
         store: Store,
         writer: MessageWriter,
         network: Arc<dyn SmsNetwork>,
@@ -112,7 +165,7 @@ impl SmsService {
             dispatcher.run(hints, dispatcher_shutdown).await;
             let _ = stop_tracker.send(());
         });
-        let service = Self { store, writer, hub, handoffs, metrics, network, dispatch, shutdown };
+        let service = Self { store, writer, hub, handoffs, metrics, network, dispatch, shutdown, settings };
         (service, SmsTasks { dispatcher, tracker })
     }
 
@@ -120,9 +173,26 @@ impl SmsService {
         &self.network
     }
 
-    /// Commits a `queued` message and hands it to the dispatcher.
-    pub async fn send(&self, owner: i64, from: &E164, to: &E164, body: String) -> Result<Queued, SmsError> {
+    /// Sends `body` from the caller's number to `to`: checks the destination, the body and that
+    /// the subscription is paid up, commits a `queued` message and hands it to the dispatcher.
+    pub async fn send(&self, caller: &Caller, to: &str, body: String) -> Result<Queued, SendError> {
+        let to = E164::parse(to.trim()).map_err(SendError::BadDestination)?;
+        if body.is_empty() {
+            return Err(SendError::EmptyBody);
+        }
+        let max_chars = self.settings.max_body_chars;
+        if body.chars().count() > max_chars {
+            return Err(SendError::BodyTooLong { max_chars });
+        }
         let now_ms = clock::now_ms();
+        if !caller.is_active(now_ms) {
+            return Err(SendError::NotActive);
+        }
+        self.queue(caller.subscription_id, &caller.number, &to, body, now_ms).await
+    }
+
+    /// Commits a `queued` message and hands it to the dispatcher.
+    async fn queue(&self, owner: i64, from: &E164, to: &E164, body: String, now_ms: i64) -> Result<Queued, SendError> {
         let message_id = new_message_id();
         let (_, segments) = sms_encoding::plan(&body);
         let row = OutboundInsert {
@@ -216,6 +286,10 @@ impl SmsService {
         from: Option<&str>,
         wait: Duration,
     ) -> Result<Option<Code>, SmsError> {
+        let from = from.map(str::trim).filter(|f| !f.is_empty());
+        if from.is_some_and(|f| f.len() > MAX_SENDER_FILTER) {
+            return Err(SmsError::BadSender);
+        }
         let deadline = tokio::time::Instant::now() + wait;
         let signal = self.hub.watch(owner);
         let mut shutdown = self.shutdown.clone();
@@ -258,10 +332,27 @@ impl SmsService {
         }
     }
 
-    pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, SmsError> {
-        Ok(self.store.history(owner, filter, limit).await?)
+    /// One page of `owner`'s history, newest first: at most `limit` rows after `filter.after`.
+    pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<HistoryPage, SmsError> {
+        if let (Some(since), Some(until)) = (filter.since_ms, filter.until_ms)
+            && since > until
+        {
+            return Err(SmsError::BadTimeRange);
+        }
+        // One row beyond the page says whether another page exists.
+        let mut rows = self.store.history(owner, filter, limit + 1).await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| HistoryCursor { created_at: r.created_at, id: r.id })
+        } else {
+            None
+        };
+        Ok(HistoryPage { rows, next })
     }
 }
+
+/// Longest sender filter of `wait_for_code` (E.164 is 16 characters, alphanumeric senders 11).
+pub const MAX_SENDER_FILTER: usize = 32;
 
 /// Unclaimed messages examined per query while looking for a code.
 const CODE_SCAN_BATCH: i64 = 100;

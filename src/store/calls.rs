@@ -9,12 +9,46 @@ use super::{Store, StoreError};
 /// States that hold the number.
 pub const ACTIVE_STATES: &str = "('initiated', 'ringing', 'in_progress')";
 
+/// Which way a call goes; the stored `direction` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallDirection {
+    Outbound,
+    Inbound,
+}
+
+impl CallDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+}
+
+/// A stored value outside its column's vocabulary (the database was edited by hand).
+#[derive(Debug, thiserror::Error)]
+#[error("unknown stored value {0:?}")]
+pub struct UnknownValue(pub String);
+
+impl TryFrom<String> for CallDirection {
+    type Error = UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, UnknownValue> {
+        match s.as_str() {
+            "outbound" => Ok(Self::Outbound),
+            "inbound" => Ok(Self::Inbound),
+            _ => Err(UnknownValue(s)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct CallRow {
     pub id: i64,
     pub call_id: String,
     pub number: String,
-    pub direction: String,
+    #[sqlx(try_from = "String")]
+    pub direction: CallDirection,
     pub peer: String,
     pub state: String,
     pub end_reason: Option<String>,

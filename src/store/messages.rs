@@ -44,6 +44,18 @@ impl Direction {
     }
 }
 
+impl TryFrom<String> for Direction {
+    type Error = super::calls::UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "sent" => Ok(Self::Sent),
+            "received" => Ok(Self::Received),
+            _ => Err(super::calls::UnknownValue(s)),
+        }
+    }
+}
+
 /// Outbound delivery states as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutboundStatus {
@@ -89,7 +101,8 @@ pub struct HistoryRow {
     pub id: i64,
     pub message_id: String,
     pub number: String,
-    pub direction: String,
+    #[sqlx(try_from = "String")]
+    pub direction: Direction,
     pub peer: String,
     pub body: String,
     pub status: Option<String>,

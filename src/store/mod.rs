@@ -22,7 +22,7 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEntry;
-pub use calls::CallRow;
+pub use calls::{CallDirection, CallRow, UnknownValue};
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };

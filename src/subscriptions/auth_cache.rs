@@ -51,8 +51,8 @@ mod tests {
     fn caller(id: i64) -> Caller {
         Caller {
             subscription_id: id,
-            wallet: "0x11".to_owned(),
-            number: "+12025550100".to_owned(),
+            wallet: crate::wallet::Address::parse("0x1111111111111111111111111111111111111111").expect("address"),
+            number: crate::e164::E164::parse("+12025550100").expect("number"),
             plan: "yearly".to_owned(),
             payer: None,
             created_at_ms: 0,

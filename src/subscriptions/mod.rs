@@ -25,6 +25,7 @@ pub use token::{Token, TokenError};
 
 use crate::clock;
 use crate::config::SubscriptionsConfig;
+use crate::e164::E164;
 use crate::store::{AuditEntry, Grant, GrantRequest, PoolCounts, Store, StoreError, SubscriptionSource};
 use crate::wallet::Address;
 
@@ -47,6 +48,9 @@ pub enum SubscriptionError {
 pub enum AuthError {
     #[error("missing, unknown, revoked or expired token")]
     Unauthorized,
+    /// The stored subscription's wallet or number does not parse: the database was edited by hand.
+    #[error("subscription {subscription_id} has a malformed wallet or number in the database")]
+    Corrupt { subscription_id: i64 },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -55,8 +59,8 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub subscription_id: i64,
-    pub wallet: String,
-    pub number: String,
+    pub wallet: Address,
+    pub number: E164,
     pub plan: String,
     pub payer: Option<String>,
     pub created_at_ms: i64,
@@ -137,10 +141,11 @@ impl SubscriptionService {
                 {
                     return Err(AuthError::Unauthorized);
                 }
+                let corrupt = || AuthError::Corrupt { subscription_id: row.subscription_id };
                 let caller = Caller {
                     subscription_id: row.subscription_id,
-                    wallet: row.wallet,
-                    number: row.number,
+                    wallet: Address::parse(&row.wallet).map_err(|_| corrupt())?,
+                    number: E164::parse(&row.number).map_err(|_| corrupt())?,
                     plan: row.plan,
                     payer: row.payer,
                     created_at_ms: row.created_at,

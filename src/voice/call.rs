@@ -18,6 +18,7 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
+use super::ending::{EndReason, Ending, FinalState, StreamClose};
 use super::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
 use super::media::jitter::{JitterBuffer, JitterConfig, Pop};
 use super::media::playout::PlayoutBuffer;
@@ -40,8 +41,8 @@ pub const TO_AGENT_QUEUE: usize = 50;
 pub enum ToAgent {
     Audio(Bytes),
     Text(String),
-    /// Close with code 1000 and this reason, after everything queued before it.
-    Close(&'static str),
+    /// Close with this close frame, after everything queued before it.
+    Close(StreamClose),
 }
 
 /// What arrives from the agent's socket. The channel closing means the socket closed.
@@ -64,20 +65,7 @@ pub enum Control {
     Hangup,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    Outbound,
-    Inbound,
-}
-
-impl Direction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Outbound => "outbound",
-            Self::Inbound => "inbound",
-        }
-    }
-}
+pub use crate::store::CallDirection as Direction;
 
 /// Where a call stands; the stored `state` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,20 +82,6 @@ impl State {
             Self::Ringing => "ringing",
             Self::InProgress => "in_progress",
         }
-    }
-}
-
-/// How a call ended: the stored final state and the reason agents see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ending {
-    pub state: &'static str,
-    pub reason: &'static str,
-    pub sip_code: Option<u16>,
-}
-
-impl Ending {
-    const fn new(state: &'static str, reason: &'static str) -> Self {
-        Self { state, reason, sip_code: None }
     }
 }
 
@@ -321,12 +295,12 @@ impl CallTask {
                             break ending;
                         }
                     }
-                    None => break Ending::new("failed", "failed"),
+                    None => break Ending::FAILED,
                 },
                 control = self.control.recv() => match control {
                     Some(Control::Attach(io)) => {
                         if stream.is_some() {
-                            let _ = io.to_agent.try_send(ToAgent::Close("already_streaming"));
+                            let _ = io.to_agent.try_send(ToAgent::Close(StreamClose::AlreadyStreaming));
                             continue;
                         }
                         self.on_attach(&io).await;
@@ -335,7 +309,7 @@ impl CallTask {
                     Some(Control::Hangup) | None => break self.local_hangup(),
                 },
                 _ = tokio::time::sleep_until(self.ring_deadline), if ringing => {
-                    let ending = Ending { sip_code: Some(480), ..Ending::new("no_answer", "no_answer") };
+                    let ending = Ending::new(FinalState::NoAnswer, EndReason::NoAnswer).with_sip_code(Some(480));
                     let command = match self.direction {
                         Direction::Inbound => LegCommand::Reject(Refusal::NoAnswer),
                         Direction::Outbound => LegCommand::Hangup,
@@ -345,7 +319,7 @@ impl CallTask {
                 }
                 _ = self.shutdown.changed() => {
                     let _ = self.leg.commands.try_send(LegCommand::Hangup);
-                    break Ending::new("failed", "failed");
+                    break Ending::FAILED;
                 }
             }
         };
@@ -484,14 +458,14 @@ impl CallTask {
             }
             LegEvent::Hangup { cause, sip_code } => {
                 let ending = match (self.state, cause) {
-                    (State::InProgress, HangupCause::Failed) => Ending::new("failed", "failed"),
-                    (State::InProgress, _) => Ending::new("completed", "remote_hangup"),
-                    (_, HangupCause::Busy) => Ending::new("busy", "busy"),
-                    (_, HangupCause::NoAnswer) => Ending::new("no_answer", "no_answer"),
-                    (_, HangupCause::Cancelled) => Ending::new("cancelled", "cancelled"),
-                    (_, HangupCause::Failed | HangupCause::Normal) => Ending::new("failed", "failed"),
+                    (State::InProgress, HangupCause::Failed) => Ending::FAILED,
+                    (State::InProgress, _) => Ending::new(FinalState::Completed, EndReason::RemoteHangup),
+                    (_, HangupCause::Busy) => Ending::new(FinalState::Busy, EndReason::Busy),
+                    (_, HangupCause::NoAnswer) => Ending::new(FinalState::NoAnswer, EndReason::NoAnswer),
+                    (_, HangupCause::Cancelled) => Ending::new(FinalState::Cancelled, EndReason::Cancelled),
+                    (_, HangupCause::Failed | HangupCause::Normal) => Ending::FAILED,
                 };
-                return Some(Ending { sip_code, ..ending });
+                return Some(ending.with_sip_code(sip_code));
             }
         }
         None
@@ -502,15 +476,15 @@ impl CallTask {
         match (self.state, self.direction) {
             (State::InProgress, _) => {
                 let _ = self.leg.commands.try_send(LegCommand::Hangup);
-                Ending::new("completed", "local_hangup")
+                Ending::new(FinalState::Completed, EndReason::LocalHangup)
             }
             (_, Direction::Outbound) => {
                 let _ = self.leg.commands.try_send(LegCommand::Hangup);
-                Ending::new("cancelled", "cancelled")
+                Ending::new(FinalState::Cancelled, EndReason::Cancelled)
             }
             (_, Direction::Inbound) => {
                 let _ = self.leg.commands.try_send(LegCommand::Reject(Refusal::Busy));
-                Ending::new("cancelled", "local_hangup")
+                Ending::new(FinalState::Cancelled, EndReason::LocalHangup)
             }
         }
     }
@@ -655,14 +629,14 @@ impl CallTask {
                 let ending = match self.direction {
                     Direction::Outbound => {
                         let _ = self.leg.commands.try_send(LegCommand::Hangup);
-                        Ending::new("failed", "failed")
+                        Ending::FAILED
                     }
                     Direction::Inbound => {
                         let _ = self.leg.commands.try_send(LegCommand::Reject(Refusal::Busy));
-                        Ending::new("busy", "busy")
+                        Ending::new(FinalState::Busy, EndReason::Busy)
                     }
                 };
-                Some(Ending { sip_code, ..ending })
+                Some(ending.with_sip_code(sip_code))
             }
         }
     }
@@ -671,8 +645,8 @@ impl CallTask {
         let now = clock::now_ms();
         let write = CallWrite::End {
             call_id: self.call_id.clone(),
-            state: ending.state,
-            reason: ending.reason,
+            state: ending.state.as_str(),
+            reason: ending.reason.as_str(),
             sip_code: ending.sip_code.map(i64::from),
             at_ms: now,
         };
@@ -680,17 +654,17 @@ impl CallTask {
             tracing::warn!(call_id = %self.call_id, error = %err, "call end not recorded");
         }
         if let Some(s) = stream {
-            let mut hangup = json!({"event": "hangup", "reason": ending.reason});
+            let mut hangup = json!({"event": "hangup", "reason": ending.reason.as_str()});
             if let Some(code) = ending.sip_code {
                 hangup["sip_code"] = code.into();
             }
             let _ = s.to_agent.send(ToAgent::Text(hangup.to_string())).await;
-            let _ = s.to_agent.send(ToAgent::Close(ending.reason)).await;
+            let _ = s.to_agent.send(ToAgent::Close(StreamClose::Ended(ending.reason))).await;
         }
         if let Some(reply) = self.dial_reply.take() {
             let _ = reply.send(DialProgress::Ended(ending));
         }
-        self.inner.ended(&self.call_id, &self.number, presence_event_ended(&self.call_id, ending.reason));
+        self.inner.ended(&self.call_id, &self.number, presence_event_ended(&self.call_id, ending.reason.as_str()));
     }
 }
 

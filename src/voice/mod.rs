@@ -7,6 +7,7 @@
 //! I/O is the HTTP edge's: the service sees an agent's stream as two channels.
 
 pub mod call;
+pub mod ending;
 pub mod media;
 
 use std::collections::HashMap;
@@ -21,10 +22,12 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::e164::E164;
 use crate::metrics::Metrics;
-use crate::store::{CallRow, CallWrite, MessageWriter, Store, StoreError};
+use crate::store::{CallRow, CallWrite, HistoryCursor, MessageWriter, Store, StoreError};
+use crate::subscriptions::Caller;
 use crate::telco::LinkState;
 use crate::telco::voice::{DialError, IncomingCall, LegCommand, Refusal, VoiceNetwork};
-use call::{CallTask, Control, DialProgress, Direction, Ending, State, StreamIo};
+use call::{CallTask, Control, DialProgress, Direction, State, StreamIo};
+use ending::{EndReason, Ending, FinalState};
 
 /// Presence events queued per socket at most; a socket that far behind misses events.
 const PRESENCE_QUEUE: usize = 64;
@@ -33,6 +36,15 @@ const DIAL_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum VoiceError {
+    #[error("{field} must be an E.164 number like +15555550123")]
+    BadNumber { field: &'static str },
+    #[error("a number cannot call itself")]
+    SelfCall,
+    /// Expired (in its grace period): the number is kept, but no call is placed until renewal.
+    #[error("subscription expired; renew it (POST /sms/subscribe, or the subscribe tool) to place calls")]
+    NotActive,
+    #[error("direction must be outbound, inbound or both")]
+    BadDirection,
     #[error("the number is not this subscription's")]
     Forbidden,
     #[error("the number is already on a call")]
@@ -54,8 +66,53 @@ pub enum VoiceError {
 #[derive(Debug, Clone)]
 pub struct Dialed {
     pub call_id: String,
-    /// `ringing`, `in_progress`, or the final state if it ended before ringing (e.g. `busy`).
-    pub state: &'static str,
+    pub state: DialedState,
+}
+
+/// Where a placed call stands when `dial` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialedState {
+    Ringing,
+    InProgress,
+    /// It ended before ringing (busy, refused, the network failed).
+    Ended(FinalState),
+}
+
+impl DialedState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ringing => "ringing",
+            Self::InProgress => "in_progress",
+            Self::Ended(state) => state.as_str(),
+        }
+    }
+}
+
+/// A page of the call history, and the cursor of the next page when there is one.
+#[derive(Debug)]
+pub struct CallPage {
+    pub rows: Vec<CallRow>,
+    pub next: Option<HistoryCursor>,
+}
+
+/// What a call was placed for: from the caller's number (checked when named) to `to`, with the
+/// agent's side on a WebSocket stream, or on its own SIP endpoint (`callback_sip_uri`).
+#[derive(Debug, Clone, Default)]
+pub struct DialRequest {
+    /// The number to call from, as the agent wrote it; `None` means the caller's own.
+    pub from: Option<String>,
+    pub to: String,
+    pub callback_sip_uri: Option<String>,
+}
+
+/// `direction` of a call-history query: absent, empty or `both` -> both; `outbound`; `inbound`.
+pub fn parse_direction(raw: Option<&str>) -> Result<Option<Direction>, VoiceError> {
+    match raw {
+        None | Some("") | Some("both") => Ok(None),
+        Some("outbound") => Ok(Some(Direction::Outbound)),
+        Some("inbound") => Ok(Some(Direction::Inbound)),
+        Some(_) => Err(VoiceError::BadDirection),
+    }
 }
 
 /// How calls are run (from the configuration).
@@ -205,20 +262,26 @@ impl VoiceService {
         self.inner.stream_url(call_id)
     }
 
-    /// Places a call from `from` (which must be `owner_number`) and answers once the far end
-    /// rings, answers, or refuses. With `callback`, the agent's side of the call is that SIP
-    /// endpoint, called at the same time, instead of a WebSocket stream.
-    pub async fn dial(
-        &self,
-        owner: i64,
-        owner_number: &str,
-        from: &E164,
-        to: E164,
-        callback: Option<String>,
-    ) -> Result<Dialed, VoiceError> {
-        if from.as_str() != owner_number {
+    /// Places a call for `caller` and answers once the far end rings, answers, or refuses. The
+    /// rules, in the order they refuse: numbers are E.164, a number does not call itself, the
+    /// subscription is paid up, `from` is the caller's own number, the network is up, the
+    /// callback endpoint is well-formed, the number is not already on a call.
+    pub async fn dial(&self, caller: &Caller, request: DialRequest) -> Result<Dialed, VoiceError> {
+        let from = match &request.from {
+            Some(raw) => E164::parse(raw.trim()).map_err(|_| VoiceError::BadNumber { field: "phone_number" })?,
+            None => caller.number.clone(),
+        };
+        let to = E164::parse(request.to.trim()).map_err(|_| VoiceError::BadNumber { field: "to" })?;
+        if from == to {
+            return Err(VoiceError::SelfCall);
+        }
+        if !caller.is_active(clock::now_ms()) {
+            return Err(VoiceError::NotActive);
+        }
+        if from != caller.number {
             return Err(VoiceError::Forbidden);
         }
+        let (owner, callback) = (caller.subscription_id, request.callback_sip_uri);
         if let LinkState::Down { .. } = self.inner.network.link_state() {
             return Err(VoiceError::Unavailable);
         }
@@ -242,8 +305,8 @@ impl VoiceService {
         }
         let fail = |call_id: String| CallWrite::End {
             call_id,
-            state: "failed",
-            reason: "failed",
+            state: FinalState::Failed.as_str(),
+            reason: EndReason::Failed.as_str(),
             sip_code: Some(503),
             at_ms: clock::now_ms(),
         };
@@ -286,10 +349,10 @@ impl VoiceService {
             sip_agent,
         });
         let state = match progress.await {
-            Ok(DialProgress::Ringing) => "ringing",
-            Ok(DialProgress::Answered) => "in_progress",
-            Ok(DialProgress::Ended(Ending { state, .. })) => state,
-            Err(_) => "failed",
+            Ok(DialProgress::Ringing) => DialedState::Ringing,
+            Ok(DialProgress::Answered) => DialedState::InProgress,
+            Ok(DialProgress::Ended(Ending { state, .. })) => DialedState::Ended(state),
+            Err(_) => DialedState::Ended(FinalState::Failed),
         };
         Ok(Dialed { call_id, state })
     }
@@ -330,9 +393,10 @@ impl VoiceService {
         Ok(StreamClaim { control: entry.control.clone() })
     }
 
-    /// Subscribes to `number`'s incoming calls; the number must be `owner_number`.
-    pub fn presence(&self, owner_number: &str, number: &E164) -> Result<Presence, VoiceError> {
-        if number.as_str() != owner_number {
+    /// Subscribes to `number`'s incoming calls (as the agent wrote it); it must be the caller's.
+    pub fn presence(&self, caller: &Caller, number: &str) -> Result<Presence, VoiceError> {
+        let number = E164::parse(number).map_err(|_| VoiceError::BadNumber { field: "phone_number" })?;
+        if number != caller.number {
             return Err(VoiceError::Forbidden);
         }
         let (tx, events) = mpsc::channel(PRESENCE_QUEUE);
@@ -348,14 +412,25 @@ impl VoiceService {
         Ok(Presence { events, shutdown, inner: self.inner.clone(), number: number.as_str().to_owned(), id })
     }
 
+    /// One page of `owner`'s calls, newest first: at most `limit` after `after`, and the cursor
+    /// of the next page when there is one.
     pub async fn history(
         &self,
         owner: i64,
-        direction: Option<&str>,
-        after: Option<crate::store::HistoryCursor>,
+        direction: Option<Direction>,
+        after: Option<HistoryCursor>,
         limit: i64,
-    ) -> Result<Vec<CallRow>, VoiceError> {
-        Ok(self.inner.store.call_history(owner, direction, after, limit).await?)
+    ) -> Result<CallPage, VoiceError> {
+        // One row beyond the page says whether another page exists.
+        let direction = direction.map(Direction::as_str);
+        let mut rows = self.inner.store.call_history(owner, direction, after, limit + 1).await?;
+        let next = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| HistoryCursor { created_at: r.created_at, id: r.id })
+        } else {
+            None
+        };
+        Ok(CallPage { rows, next })
     }
 
     /// Waits (bounded by the caller) until every call task has ended.
