@@ -167,6 +167,8 @@ pub fn sip_setup(config: &Config) -> Result<Option<telco::sip::ua::SipSettings>,
 /// The assembled service: state, router and the background tasks it owns.
 pub struct App {
     state: api::AppState,
+    /// Closed last, once every task that writes has ended.
+    store: Store,
     shutdown: watch::Sender<bool>,
     sms_tasks: SmsTasks,
     writer_task: JoinHandle<()>,
@@ -206,7 +208,7 @@ impl App {
             Ok((released, freed)) => tracing::info!(released, freed, "numbers recycled at start"),
             Err(err) => tracing::warn!(error = %err, "number recycling at start failed"),
         }
-        if subscriptions.settlement_name() == "none" {
+        if subscriptions.settlement_kind() == crate::payments::SettlementKind::Sandbox {
             tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
         }
         let smpp = smpp_setup(&config)?;
@@ -297,7 +299,6 @@ impl App {
 
         let docs = api::render_documents(&public_url, &config.service_name, subscriptions.terms());
         let state = api::AppState::new(api::AppStateInner {
-            store,
             subscriptions,
             sms,
             voice,
@@ -311,7 +312,7 @@ impl App {
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
         });
-        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler })
+        Ok(Self { state, store, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -350,8 +351,7 @@ impl App {
     /// Signals shutdown and joins every background task.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler, .. } = self;
-        let store = state.store.clone();
+        let Self { state, store, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler, .. } = self;
         let voice = state.voice.clone();
         drop(state);
         let joined = tokio::time::timeout(DRAIN_TIMEOUT, async {

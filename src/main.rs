@@ -100,7 +100,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 }
                 NumbersAction::List => {
                     for n in store.list_numbers().await? {
-                        println!("{}\t{}\t{}", n.e164, n.state, n.wallet.as_deref().unwrap_or("-"));
+                        println!("{}\t{}\t{}", n.e164, n.state.as_str(), n.wallet.as_deref().unwrap_or("-"));
                     }
                 }
             }

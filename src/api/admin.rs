@@ -57,7 +57,7 @@ pub struct NumberList {
 #[derive(Serialize)]
 struct NumberEntry {
     number: String,
-    state: String,
+    state: &'static str,
     wallet: Option<String>,
     added_at: String,
     released_at: Option<String>,
@@ -72,24 +72,16 @@ struct Counts {
 }
 
 pub async fn list_numbers(State(state): State<AppState>, _admin: Admin) -> Result<Json<NumberList>, ApiError> {
-    let rows = state.store.list_numbers().await.map_err(|e| ApiError::internal(&e))?;
-    let mut counts = Counts { free: 0, reserved: 0, assigned: 0, quarantined: 0 };
+    let (rows, c) = state.subscriptions.numbers().await?;
+    let counts = Counts { free: c.free, reserved: c.reserved, assigned: c.assigned, quarantined: c.quarantined };
     let numbers = rows
         .into_iter()
-        .map(|r| {
-            match r.state.as_str() {
-                "free" => counts.free += 1,
-                "assigned" => counts.assigned += 1,
-                "reserved" => counts.reserved += 1,
-                _ => counts.quarantined += 1,
-            }
-            NumberEntry {
-                number: r.e164,
-                state: r.state,
-                wallet: r.wallet,
-                added_at: rfc3339(r.added_at),
-                released_at: r.released_at.map(rfc3339),
-            }
+        .map(|r| NumberEntry {
+            number: r.e164,
+            state: r.state.as_str(),
+            wallet: r.wallet,
+            added_at: rfc3339(r.added_at),
+            released_at: r.released_at.map(rfc3339),
         })
         .collect();
     Ok(Json(NumberList { numbers, counts }))

@@ -32,7 +32,7 @@ use super::service_errors::pool_exhausted;
 use crate::clock::{self, rfc3339};
 use crate::error::{ApiError, ErrorCode};
 use crate::payments::wire;
-use crate::store::{CallDirection, Direction, HistoryFilter};
+use crate::store::{Direction, HistoryFilter};
 use crate::subscriptions::{Caller, SubscribeError};
 use crate::voice::DialRequest;
 
@@ -414,23 +414,8 @@ impl Mcp {
                 let after = parse_cursor(args.cursor.as_deref())?;
                 let page =
                     self.state.voice.history(caller.subscription_id, direction, after, clamp_limit(args.limit)).await?;
-                let calls: Vec<Value> = page
-                    .rows
-                    .into_iter()
-                    .map(|r| {
-                        let out = r.direction == CallDirection::Outbound;
-                        json!({
-                            "call_id": r.call_id,
-                            "direction": r.direction.as_str(),
-                            "from_number": if out { &r.number } else { &r.peer },
-                            "to_number": if out { &r.peer } else { &r.number },
-                            "state": r.state,
-                            "end_reason": r.end_reason,
-                            "created_at": rfc3339(r.created_at),
-                            "duration_ms": r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
-                        })
-                    })
-                    .collect();
+                let calls: Vec<super::voice::CallView> =
+                    page.rows.into_iter().map(super::voice::CallView::from).collect();
                 Ok(json!({"calls": calls, "next_cursor": page.next.map(encode_cursor)}))
             }
             .await,
@@ -480,13 +465,14 @@ impl Mcp {
                 result.meta = Some(meta);
                 Ok(result)
             }
-            Err(SubscribeError::Refused { code, message }) => Ok(required(&code, &message)),
-            Err(SubscribeError::Undecodable { code, message }) => Ok(required(code, &message)),
+            Err(SubscribeError::Refused { refusal, message }) => Ok(required(refusal.code(), &message)),
+            Err(SubscribeError::Undecodable { reason, message }) => Ok(required(reason.code(), &message)),
             Err(SubscribeError::PoolExhausted) => Ok(refuse(pool_exhausted())),
             Err(err @ SubscribeError::InProgress) => {
                 Ok(refuse(ApiError::new(StatusCode::CONFLICT, ErrorCode::Conflict, err.to_string())))
             }
             Err(SubscribeError::Store(err)) => Ok(refuse(ApiError::internal(&err))),
+            Err(err @ SubscribeError::Task(_)) => Ok(refuse(ApiError::internal(&err))),
         }
     }
 }

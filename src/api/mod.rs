@@ -30,7 +30,6 @@ use tower::Layer;
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::sms::SmsService;
-use crate::store::Store;
 use crate::subscriptions::SubscriptionService;
 
 /// Everything a handler can reach: one `Arc`, so the clone that every request's extractors
@@ -54,7 +53,6 @@ impl std::ops::Deref for AppState {
 }
 
 pub struct AppStateInner {
-    pub store: Store,
     pub subscriptions: SubscriptionService,
     pub sms: SmsService,
     pub voice: crate::voice::VoiceService,

@@ -51,7 +51,7 @@ pub struct Readiness {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
-    let database = match tokio::time::timeout(READY_DB_TIMEOUT, state.store.ping()).await {
+    let database = match tokio::time::timeout(READY_DB_TIMEOUT, state.subscriptions.ping_store()).await {
         Ok(Ok(())) => Check { status: "ok", name: None, error: None, reason: None },
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
@@ -80,7 +80,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    match state.store.pool_counts().await {
+    match state.subscriptions.pool().await {
         Ok(c) => {
             for (label, n) in
                 [("free", c.free), ("reserved", c.reserved), ("assigned", c.assigned), ("quarantined", c.quarantined)]

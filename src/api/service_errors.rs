@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 
 use crate::error::{ApiError, ErrorCode};
 use crate::sms::{SendError, SmsError};
-use crate::subscriptions::{AuthError, RecoveryError, SubscriptionError};
+use crate::subscriptions::{AuthError, RecoveryError, SubscriptionError, WaitlistError};
 use crate::voice::VoiceError;
 
 const WALLET_WARNING: &str = "Your wallet address is your account identity. If you lose access to this wallet, you \
@@ -30,6 +30,17 @@ impl From<AuthError> for ApiError {
         match err {
             AuthError::Unauthorized => ApiError::unauthorized(),
             AuthError::Corrupt { .. } | AuthError::Store(_) => ApiError::internal(&err),
+        }
+    }
+}
+
+impl From<WaitlistError> for ApiError {
+    fn from(err: WaitlistError) -> Self {
+        match err {
+            WaitlistError::InvalidEmail => {
+                ApiError::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidEmail, err.to_string())
+            }
+            WaitlistError::Store(e) => ApiError::internal(&e),
         }
     }
 }

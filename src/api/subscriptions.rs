@@ -80,10 +80,10 @@ pub async fn subscribe(State(state): State<AppState>, headers: HeaderMap) -> Res
             );
             resp
         }
-        Err(SubscribeError::Undecodable { code, message }) => {
-            ApiError::invalid_request(message).into_code(code).into_response()
+        Err(SubscribeError::Undecodable { reason, message }) => {
+            ApiError::invalid_request(message).into_code(reason.code()).into_response()
         }
-        Err(SubscribeError::Refused { code, message }) => payment_required(&state, &code, &message),
+        Err(SubscribeError::Refused { refusal, message }) => payment_required(&state, refusal.code(), &message),
         Err(SubscribeError::PoolExhausted) => pool_exhausted().into_response(),
         Err(SubscribeError::InProgress) => ApiError::new(
             StatusCode::CONFLICT,
@@ -92,6 +92,7 @@ pub async fn subscribe(State(state): State<AppState>, headers: HeaderMap) -> Res
         )
         .into_response(),
         Err(SubscribeError::Store(err)) => ApiError::internal(&err).into_response(),
+        Err(err @ SubscribeError::Task(_)) => ApiError::internal(&err).into_response(),
     }
 }
 

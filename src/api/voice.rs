@@ -21,7 +21,7 @@ use super::extract::{AppJson, AppQuery, Authed};
 use super::pagination::{encode_cursor, parse_cursor, parse_limit};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
-use crate::store::CallDirection;
+use crate::store::{CallDirection, CallRow, EndReason};
 use crate::subscriptions::Caller;
 use crate::voice::DialRequest;
 use crate::voice::call::{FromAgent, StreamIo, TO_AGENT_QUEUE, ToAgent};
@@ -140,19 +140,40 @@ pub struct CallsResponse {
     next_cursor: Option<String>,
 }
 
+/// A call as REST and MCP show it.
 #[derive(Serialize)]
-struct CallView {
+pub(super) struct CallView {
     call_id: String,
     direction: &'static str,
     from_number: String,
     to_number: String,
-    state: String,
-    end_reason: Option<String>,
+    state: &'static str,
+    end_reason: Option<&'static str>,
     sip_code: Option<i64>,
     created_at: String,
     answered_at: Option<String>,
     ended_at: Option<String>,
     duration_ms: Option<i64>,
+}
+
+impl From<CallRow> for CallView {
+    fn from(r: CallRow) -> Self {
+        let (from_number, to_number) =
+            if r.direction == CallDirection::Outbound { (r.number, r.peer) } else { (r.peer, r.number) };
+        Self {
+            call_id: r.call_id,
+            direction: r.direction.as_str(),
+            from_number,
+            to_number,
+            state: r.state.as_str(),
+            end_reason: r.end_reason.map(EndReason::as_str),
+            sip_code: r.sip_code,
+            created_at: rfc3339(r.created_at),
+            answered_at: r.answered_at.map(rfc3339),
+            ended_at: r.ended_at.map(rfc3339),
+            duration_ms: r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
+        }
+    }
 }
 
 pub async fn list_calls(
@@ -165,27 +186,7 @@ pub async fn list_calls(
     let after = parse_cursor(q.cursor.as_deref())?;
     let page = state.voice.history(caller.subscription_id, direction, after, limit).await?;
     let next_cursor = page.next.map(encode_cursor);
-    let calls = page
-        .rows
-        .into_iter()
-        .map(|r| {
-            let (from_number, to_number) =
-                if r.direction == CallDirection::Outbound { (r.number, r.peer) } else { (r.peer, r.number) };
-            CallView {
-                call_id: r.call_id,
-                direction: r.direction.as_str(),
-                from_number,
-                to_number,
-                state: r.state,
-                end_reason: r.end_reason,
-                sip_code: r.sip_code,
-                created_at: rfc3339(r.created_at),
-                answered_at: r.answered_at.map(rfc3339),
-                ended_at: r.ended_at.map(rfc3339),
-                duration_ms: r.answered_at.zip(r.ended_at).map(|(a, e)| e - a),
-            }
-        })
-        .collect();
+    let calls = page.rows.into_iter().map(CallView::from).collect();
     Ok(Json(CallsResponse { calls, next_cursor }))
 }
 

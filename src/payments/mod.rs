@@ -3,11 +3,13 @@
 //! chain or a facilitator. Subscriptions decide what a verified payment buys.
 
 pub mod contract_wallets;
+pub mod refusal;
 pub mod settlement;
 pub mod terms;
 pub mod verify;
 pub mod wire;
 
-pub use settlement::{SettleError, Settled, Settlement};
+pub use refusal::Refusal;
+pub use settlement::{SettleError, Settled, Settlement, SettlementKind};
 pub use terms::{Network, PaymentTerms};
 pub use verify::{PaymentError, VerifiedPayment, verify};

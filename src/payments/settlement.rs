@@ -18,6 +18,7 @@ use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, sol};
 use serde_json::{Value, json};
 
+use super::refusal::Refusal;
 use super::terms::PaymentTerms;
 use super::verify::VerifiedPayment;
 use crate::BoxFuture;
@@ -45,14 +46,35 @@ pub struct Settled {
 pub enum SettleError {
     /// Definitely not settled: the reservation can be released.
     #[error("settlement refused: {detail}")]
-    Rejected { code: &'static str, detail: String },
+    Rejected { refusal: Refusal, detail: String },
     /// Maybe settled: keep the reservation and reconcile.
     #[error("settlement outcome unknown (transaction {transaction:?})")]
     Pending { transaction: Option<B256> },
 }
 
+/// Which backend settles payments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementKind {
+    /// [`Sandbox`]: nothing moves.
+    Sandbox,
+    /// [`Chain`]: our relayer submits the authorization.
+    Chain,
+    /// [`Facilitator`]: an x402 facilitator settles.
+    Facilitator,
+}
+
+impl SettlementKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sandbox => "none",
+            Self::Chain => "chain",
+            Self::Facilitator => "facilitator",
+        }
+    }
+}
+
 pub trait Settlement: Send + Sync + 'static {
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> SettlementKind;
     /// Settles at once and cannot fail or wait (the sandbox): the payment and the subscription
     /// can then be recorded in one transaction.
     fn is_instant(&self) -> bool {
@@ -69,8 +91,8 @@ pub trait Settlement: Send + Sync + 'static {
 pub struct Sandbox;
 
 impl Settlement for Sandbox {
-    fn name(&self) -> &'static str {
-        "none"
+    fn kind(&self) -> SettlementKind {
+        SettlementKind::Sandbox
     }
 
     fn is_instant(&self) -> bool {
@@ -148,43 +170,29 @@ fn calldata(auth: &Authorization, sig: &alloy_primitives::Signature) -> Bytes {
     .into()
 }
 
-/// The facilitator's own x402 code when it gives one, else `fallback`.
-fn facilitator_code(reason: &str, fallback: &'static str) -> &'static str {
-    const KNOWN: &[&str] = &[
-        "insufficient_funds",
-        "invalid_exact_evm_insufficient_balance",
-        "invalid_exact_evm_nonce_already_used",
-        "invalid_exact_evm_signature",
-        "invalid_exact_evm_transaction_simulation_failed",
-        "invalid_exact_evm_transaction_failed",
-        "invalid_exact_evm_payload_authorization_valid_before",
-        "invalid_exact_evm_payload_authorization_valid_after",
-        "invalid_exact_evm_payload_authorization_value_mismatch",
-        "invalid_exact_evm_recipient_mismatch",
-        "invalid_network",
-        "invalid_scheme",
-    ];
-    KNOWN.iter().find(|k| **k == reason).copied().unwrap_or(fallback)
+/// The facilitator's own x402 reason when it is one of ours, else `fallback`.
+fn facilitator_refusal(reason: &str, fallback: Refusal) -> Refusal {
+    Refusal::from_code(reason).unwrap_or(fallback)
 }
 
-/// Maps a revert seen while estimating or simulating to an x402 code.
-fn revert_code(message: &str) -> &'static str {
+/// Maps a revert seen while estimating or simulating to an x402 reason.
+fn revert_refusal(message: &str) -> Refusal {
     if message.contains("exceeds balance") {
-        "insufficient_funds"
+        Refusal::InsufficientFunds
     } else if message.contains("authorization is used") {
-        "invalid_exact_evm_nonce_already_used"
+        Refusal::NonceAlreadyUsed
     } else if message.contains("invalid signature") {
-        "invalid_exact_evm_payload_signature"
+        Refusal::PayloadSignature
     } else if message.contains("expired") || message.contains("not yet valid") {
-        "invalid_exact_evm_payload_authorization_valid_before"
+        Refusal::Expired
     } else {
-        "invalid_exact_evm_transaction_failed"
+        Refusal::TransactionFailed
     }
 }
 
 impl Settlement for Chain {
-    fn name(&self) -> &'static str {
-        "chain"
+    fn kind(&self) -> SettlementKind {
+        SettlementKind::Chain
     }
 
     fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
@@ -205,7 +213,7 @@ impl Settlement for Chain {
                 Ok(Err(err)) => {
                     let detail = err.to_string();
                     if err.as_error_resp().is_some() {
-                        return Err(SettleError::Rejected { code: revert_code(&detail), detail });
+                        return Err(SettleError::Rejected { refusal: revert_refusal(&detail), detail });
                     }
                     tracing::warn!(error = %detail, "settlement transport error; outcome unknown");
                     return Err(SettleError::Pending { transaction: None });
@@ -230,7 +238,7 @@ impl Settlement for Chain {
             match receipt {
                 Ok(receipt) if receipt.status() => Ok(Settled { transaction: Some(transaction), sandbox: false }),
                 Ok(_) => Err(SettleError::Rejected {
-                    code: "invalid_exact_evm_transaction_failed",
+                    refusal: Refusal::TransactionFailed,
                     detail: format!("transaction {transaction} reverted"),
                 }),
                 Err(_) => {
@@ -311,12 +319,13 @@ impl Facilitator {
         let resp = self.http.post(format!("{}{path}", self.url)).json(body).send().await;
         match resp {
             Ok(r) => r.json::<Value>().await.map_err(|e| SettleError::Rejected {
-                code: "unexpected_settle_error",
+                refusal: Refusal::UnexpectedSettleError,
                 detail: format!("facilitator {path}: {e}"),
             }),
-            Err(e) if path == "/verify" => {
-                Err(SettleError::Rejected { code: "unexpected_verify_error", detail: format!("facilitator: {e}") })
-            }
+            Err(e) if path == "/verify" => Err(SettleError::Rejected {
+                refusal: Refusal::UnexpectedVerifyError,
+                detail: format!("facilitator: {e}"),
+            }),
             // The settle request may have reached the facilitator: unknown, not failed.
             Err(_) => Err(SettleError::Pending { transaction: None }),
         }
@@ -324,8 +333,8 @@ impl Facilitator {
 }
 
 impl Settlement for Facilitator {
-    fn name(&self) -> &'static str {
-        "facilitator"
+    fn kind(&self) -> SettlementKind {
+        SettlementKind::Facilitator
     }
 
     fn settle<'a>(&'a self, payment: &'a VerifiedPayment) -> BoxFuture<'a, Result<Settled, SettleError>> {
@@ -335,15 +344,15 @@ impl Settlement for Facilitator {
             if verified["isValid"] != Value::Bool(true) {
                 let reason = verified["invalidReason"].as_str().unwrap_or("invalid_payload");
                 return Err(SettleError::Rejected {
-                    code: facilitator_code(reason, "invalid_payload"),
+                    refusal: facilitator_refusal(reason, Refusal::InvalidPayload),
                     detail: reason.to_owned(),
                 });
             }
             let settled = self.post("/settle", &body).await?;
             if settled["success"] != Value::Bool(true) {
                 let reason = settled["errorReason"].as_str().unwrap_or("unexpected_settle_error");
-                let code = facilitator_code(reason, "invalid_exact_evm_transaction_failed");
-                return Err(SettleError::Rejected { code, detail: reason.to_owned() });
+                let refusal = facilitator_refusal(reason, Refusal::TransactionFailed);
+                return Err(SettleError::Rejected { refusal, detail: reason.to_owned() });
             }
             let transaction = settled["transaction"].as_str().and_then(|t| t.parse::<B256>().ok());
             Ok(Settled { transaction, sandbox: false })
@@ -378,11 +387,13 @@ mod tests {
 
     #[test]
     fn reverts_map_to_codes() {
-        assert_eq!(revert_code("execution reverted: ERC20: transfer amount exceeds balance"), "insufficient_funds");
         assert_eq!(
-            revert_code("FiatTokenV2: authorization is used or canceled"),
-            "invalid_exact_evm_nonce_already_used"
+            revert_refusal("execution reverted: ERC20: transfer amount exceeds balance"),
+            Refusal::InsufficientFunds
         );
-        assert_eq!(revert_code("out of gas"), "invalid_exact_evm_transaction_failed");
+        assert_eq!(revert_refusal("FiatTokenV2: authorization is used or canceled"), Refusal::NonceAlreadyUsed);
+        assert_eq!(revert_refusal("out of gas"), Refusal::TransactionFailed);
+        assert_eq!(facilitator_refusal("invalid_exact_evm_signature", Refusal::InvalidPayload), Refusal::Signature);
+        assert_eq!(facilitator_refusal("<script>", Refusal::InvalidPayload), Refusal::InvalidPayload);
     }
 }

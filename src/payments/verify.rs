@@ -5,6 +5,7 @@
 
 use alloy_primitives::Signature;
 
+use super::refusal::Refusal;
 use super::terms::PaymentTerms;
 use super::wire::{PaymentPayload, parse_b256, parse_u256};
 use crate::wallet::{Address, Authorization, authorization_hash, parse_signature, recover_prehash};
@@ -50,19 +51,24 @@ pub enum PaymentError {
 }
 
 impl PaymentError {
-    pub fn code(self) -> &'static str {
+    /// The x402 reason this refusal is answered with.
+    pub fn refusal(self) -> Refusal {
         match self {
-            Self::InvalidPayload => "invalid_payload",
-            Self::InvalidVersion => "invalid_x402_version",
-            Self::UnsupportedScheme => "unsupported_scheme",
-            Self::InvalidNetwork => "invalid_network",
-            Self::RequirementsMismatch => "invalid_payment_requirements",
-            Self::RecipientMismatch => "invalid_exact_evm_payload_recipient_mismatch",
-            Self::ValueMismatch => "invalid_exact_evm_payload_authorization_value_mismatch",
-            Self::NotYetValid => "invalid_exact_evm_payload_authorization_valid_after",
-            Self::Expired => "invalid_exact_evm_payload_authorization_valid_before",
-            Self::InvalidSignature => "invalid_exact_evm_payload_signature",
+            Self::InvalidPayload => Refusal::InvalidPayload,
+            Self::InvalidVersion => Refusal::InvalidX402Version,
+            Self::UnsupportedScheme => Refusal::UnsupportedScheme,
+            Self::InvalidNetwork => Refusal::InvalidNetwork,
+            Self::RequirementsMismatch => Refusal::InvalidPaymentRequirements,
+            Self::RecipientMismatch => Refusal::PayloadRecipientMismatch,
+            Self::ValueMismatch => Refusal::ValueMismatch,
+            Self::NotYetValid => Refusal::NotYetValid,
+            Self::Expired => Refusal::Expired,
+            Self::InvalidSignature => Refusal::PayloadSignature,
         }
+    }
+
+    pub fn code(self) -> &'static str {
+        self.refusal().code()
     }
 }
 

@@ -42,20 +42,147 @@ impl TryFrom<String> for CallDirection {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+/// Where a call stands: the stored `state` column. The first three hold the number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallState {
+    Initiated,
+    Ringing,
+    InProgress,
+    /// It was answered, then one side hung up.
+    Completed,
+    Busy,
+    NoAnswer,
+    /// Given up before it was answered.
+    Cancelled,
+    Failed,
+}
+
+impl CallState {
+    pub const ALL: [Self; 8] = [
+        Self::Initiated,
+        Self::Ringing,
+        Self::InProgress,
+        Self::Completed,
+        Self::Busy,
+        Self::NoAnswer,
+        Self::Cancelled,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Initiated => "initiated",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in_progress",
+            Self::Completed => "completed",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl TryFrom<String> for CallState {
+    type Error = UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, UnknownValue> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(UnknownValue(s))
+    }
+}
+
+/// Why a call ended, as agents see it: the stored `end_reason` column. (The voice service adds
+/// the stream socket's close code for each.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// This side (the agent: hangup command, closed stream, the API) hung up.
+    LocalHangup,
+    /// The far end hung up an answered call.
+    RemoteHangup,
+    /// The far end was busy, or refused.
+    Busy,
+    /// Nobody answered within the ring timeout.
+    NoAnswer,
+    /// The call was given up before it was answered.
+    Cancelled,
+    /// The network failed the call, or the service stopped during it.
+    Failed,
+}
+
+impl EndReason {
+    pub const ALL: [Self; 6] =
+        [Self::LocalHangup, Self::RemoteHangup, Self::Busy, Self::NoAnswer, Self::Cancelled, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LocalHangup => "local_hangup",
+            Self::RemoteHangup => "remote_hangup",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no_answer",
+            Self::Cancelled => "cancelled",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl TryFrom<String> for EndReason {
+    type Error = UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, UnknownValue> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(UnknownValue(s))
+    }
+}
+
+/// A call as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRow {
     pub id: i64,
     pub call_id: String,
     pub number: String,
-    #[sqlx(try_from = "String")]
     pub direction: CallDirection,
     pub peer: String,
-    pub state: String,
-    pub end_reason: Option<String>,
+    pub state: CallState,
+    pub end_reason: Option<EndReason>,
     pub sip_code: Option<i64>,
     pub created_at: i64,
     pub answered_at: Option<i64>,
     pub ended_at: Option<i64>,
+}
+
+/// The columns as read, before their vocabulary is checked.
+#[derive(sqlx::FromRow)]
+struct RawCallRow {
+    id: i64,
+    call_id: String,
+    number: String,
+    direction: String,
+    peer: String,
+    state: String,
+    end_reason: Option<String>,
+    sip_code: Option<i64>,
+    created_at: i64,
+    answered_at: Option<i64>,
+    ended_at: Option<i64>,
+}
+
+impl TryFrom<RawCallRow> for CallRow {
+    type Error = UnknownValue;
+
+    fn try_from(r: RawCallRow) -> Result<Self, UnknownValue> {
+        Ok(Self {
+            id: r.id,
+            call_id: r.call_id,
+            number: r.number,
+            direction: r.direction.try_into()?,
+            peer: r.peer,
+            state: r.state.try_into()?,
+            end_reason: r.end_reason.map(EndReason::try_from).transpose()?,
+            sip_code: r.sip_code,
+            created_at: r.created_at,
+            answered_at: r.answered_at,
+            ended_at: r.ended_at,
+        })
+    }
 }
 
 impl Store {
@@ -117,23 +244,26 @@ impl Store {
     pub async fn call_history(
         &self,
         owner: i64,
-        direction: Option<&str>,
+        direction: Option<CallDirection>,
         after: Option<HistoryCursor>,
         limit: i64,
     ) -> Result<Vec<CallRow>, StoreError> {
         let (after_created, after_id) = after.map_or((None, None), |c| (Some(c.created_at), Some(c.id)));
-        Ok(sqlx::query_as::<_, CallRow>(
+        let rows = sqlx::query_as::<_, RawCallRow>(
             "SELECT id, call_id, number, direction, peer, state, end_reason, sip_code, created_at, answered_at, \
              ended_at FROM calls WHERE owner = $1 AND ($2 IS NULL OR direction = $2) \
              AND ($3 IS NULL OR created_at < $3 OR (created_at = $3 AND id < $4)) \
              ORDER BY created_at DESC, id DESC LIMIT $5",
         )
         .bind(owner)
-        .bind(direction)
+        .bind(direction.map(CallDirection::as_str))
         .bind(after_created)
         .bind(after_id)
         .bind(limit)
         .fetch_all(&self.read)
-        .await?)
+        .await?;
+        rows.into_iter()
+            .map(|r| CallRow::try_from(r).map_err(|e| StoreError::Invariant(format!("calls row: {e}"))))
+            .collect()
     }
 }

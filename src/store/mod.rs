@@ -22,12 +22,14 @@ use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Executor};
 
 pub use audit::AuditEntry;
-pub use calls::{CallDirection, CallRow, UnknownValue};
+pub use calls::{CallDirection, CallRow, CallState, EndReason, UnknownValue};
 pub use messages::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, OutboundStatus, PendingOutbound,
 };
-pub use payments::{EarlierPayment, NewPayment, Purchase, Reservation, UnsettledPayment};
-pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, PoolCounts, SubscriptionSource};
+pub use payments::{
+    EarlierPayment, NewPayment, PaymentState, Purchase, Reservation, UnsettledPayment, WalletSubscription,
+};
+pub use subscriptions::{AuthRow, Grant, GrantRequest, NumberRow, NumberState, PoolCounts, SubscriptionSource};
 pub use writer::{
     CallWrite, InboundInsert, InboundOutcome, InboundPart, MessageWriter, OutboundInsert, StatusChange, StatusKey,
     StatusTarget, WriterStopped,
@@ -76,6 +78,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error(transparent)]
     WriterStopped(#[from] WriterStopped),
+    /// A rule the schema and the code keep together did not hold (a bug or a hand edit).
+    #[error("store invariant broken: {0}")]
+    Invariant(String),
 }
 
 /// Handle to the database: a read pool and a write pool (the same pool on Postgres; one

@@ -3,6 +3,7 @@
 //! of an authorization fail to insert, on every node; an idempotency key returns the first
 //! payment instead of charging again.
 
+use super::calls::UnknownValue;
 use super::subscriptions::{Grant, GrantRequest, TAKE_FREE_POSTGRES, TAKE_FREE_SQLITE};
 use super::{Backend, Store, StoreError};
 
@@ -35,11 +36,50 @@ pub enum Reservation {
     Earlier(EarlierPayment),
 }
 
+/// Where a payment is: the stored `state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentState {
+    /// Reserved, being settled now.
+    Settling,
+    /// Submitted, outcome unknown: kept for reconciliation.
+    Pending,
+    /// The money moved and the subscription is recorded.
+    Committed,
+    /// Definitely not settled; its reservation was released.
+    Failed,
+}
+
+impl PaymentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Settling => "settling",
+            Self::Pending => "pending",
+            Self::Committed => "committed",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl TryFrom<String> for PaymentState {
+    type Error = UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, UnknownValue> {
+        match s.as_str() {
+            "settling" => Ok(Self::Settling),
+            "pending" => Ok(Self::Pending),
+            "committed" => Ok(Self::Committed),
+            "failed" => Ok(Self::Failed),
+            _ => Err(UnknownValue(s)),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct EarlierPayment {
     pub id: i64,
     pub payer: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: PaymentState,
     pub subscription_id: Option<i64>,
     pub tx_hash: Option<String>,
     pub error: Option<String>,
@@ -61,19 +101,40 @@ pub struct UnsettledPayment {
     pub payer: String,
     pub auth_nonce: String,
     pub valid_before: i64,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: PaymentState,
     pub tx_hash: Option<String>,
     pub updated_at: i64,
 }
 
+/// A wallet's subscription, whatever its state.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct WalletSubscription {
+    pub id: i64,
+    pub number: String,
+    pub expires_at: i64,
+    /// Set once the number went back to the pool.
+    pub released_at: Option<i64>,
+}
+
+/// What inserting a payment row did.
+enum Inserted {
+    /// A new row with this id.
+    New(i64),
+    /// The authorization was already presented: nothing inserted.
+    Replay,
+    /// The idempotency key names an earlier payment: nothing inserted.
+    Earlier(EarlierPayment),
+}
+
 impl Store {
-    /// Inside `tx`: the earlier payment under the same idempotency key, or the new payment's
-    /// row id, or `None` for a replayed authorization.
+    /// Inserts a payment in `state` inside `tx`, unless its idempotency key names an earlier
+    /// payment or its authorization was already presented.
     async fn insert_payment(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         p: &NewPayment<'_>,
-        state: &str,
-    ) -> Result<Result<Option<i64>, EarlierPayment>, StoreError> {
+        state: PaymentState,
+    ) -> Result<Inserted, StoreError> {
         if let Some(key) = p.idempotency_key {
             let earlier = sqlx::query_as::<_, EarlierPayment>(
                 "SELECT id, payer, state, subscription_id, tx_hash, error FROM payments WHERE idempotency_key = $1",
@@ -82,10 +143,10 @@ impl Store {
             .fetch_optional(&mut **tx)
             .await?;
             if let Some(earlier) = earlier {
-                return Ok(Err(earlier));
+                return Ok(Inserted::Earlier(earlier));
             }
         }
-        Ok(Ok(sqlx::query_scalar::<_, i64>(
+        let id = sqlx::query_scalar::<_, i64>(
             "INSERT INTO payments (x402_version, network, asset, payer, pay_to, amount, auth_nonce, valid_before, \
              signature, state, idempotency_key, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
@@ -100,11 +161,12 @@ impl Store {
         .bind(p.auth_nonce)
         .bind(p.valid_before_secs)
         .bind(p.signature)
-        .bind(state)
+        .bind(state.as_str())
         .bind(p.idempotency_key)
         .bind(p.now_ms)
         .fetch_optional(&mut **tx)
-        .await?))
+        .await?;
+        Ok(id.map_or(Inserted::Replay, Inserted::New))
     }
 
     /// For a settlement that cannot fail or wait (the sandbox): record the payment and grant
@@ -128,10 +190,10 @@ impl Store {
         let mut tx = self.begin_write().await?;
         for i in order {
             let (p, grant) = &items[i];
-            let purchase = match Self::insert_payment(&mut tx, p, "committed").await? {
-                Err(earlier) => Purchase::Earlier(earlier),
-                Ok(None) => Purchase::Replay,
-                Ok(Some(payment_id)) => match self.grant_in(&mut tx, grant, None).await? {
+            let purchase = match Self::insert_payment(&mut tx, p, PaymentState::Committed).await? {
+                Inserted::Earlier(earlier) => Purchase::Earlier(earlier),
+                Inserted::Replay => Purchase::Replay,
+                Inserted::New(payment_id) => match self.grant_in(&mut tx, grant, None).await? {
                     None => {
                         sqlx::query("DELETE FROM payments WHERE id = $1").bind(payment_id).execute(&mut *tx).await?;
                         Purchase::PoolExhausted
@@ -158,16 +220,16 @@ impl Store {
 
     pub async fn reserve_payment(&self, p: &NewPayment<'_>) -> Result<Reservation, StoreError> {
         let mut tx = self.begin_write().await?;
-        let payment_id = match Self::insert_payment(&mut tx, p, "settling").await? {
-            Err(earlier) => {
+        let payment_id = match Self::insert_payment(&mut tx, p, PaymentState::Settling).await? {
+            Inserted::Earlier(earlier) => {
                 tx.rollback().await?;
                 return Ok(Reservation::Earlier(earlier));
             }
-            Ok(None) => {
+            Inserted::Replay => {
                 tx.rollback().await?;
                 return Ok(Reservation::Replay);
             }
-            Ok(Some(id)) => id,
+            Inserted::New(id) => id,
         };
         self.lock_wallet(&mut tx, p.payer).await?;
         let held = sqlx::query_as::<_, (String, Option<i64>)>(
@@ -226,9 +288,7 @@ impl Store {
         let reserved = if renewal == 0 { number.as_deref() } else { None };
         let Some(granted) = self.grant_in(&mut tx, grant, reserved).await? else {
             // A renewal whose grace period ran out while settling, with the pool empty.
-            return Err(StoreError::Sqlx(sqlx::Error::Protocol(format!(
-                "payment {payment_id} settled but no number is left to give"
-            ))));
+            return Err(StoreError::Invariant(format!("payment {payment_id} settled but no number is left to give")));
         };
         sqlx::query(
             "UPDATE payments SET state = 'committed', tx_hash = COALESCE($1, tx_hash), subscription_id = $2, \
@@ -324,9 +384,9 @@ impl Store {
         Ok(())
     }
 
-    /// The subscription of a wallet: `(id, number, expires_at, released_at)`.
-    pub async fn subscription_of(&self, wallet: &str) -> Result<Option<(i64, String, i64, Option<i64>)>, StoreError> {
-        Ok(sqlx::query_as::<_, (i64, String, i64, Option<i64>)>(
+    /// The subscription of a wallet.
+    pub async fn subscription_of(&self, wallet: &str) -> Result<Option<WalletSubscription>, StoreError> {
+        Ok(sqlx::query_as::<_, WalletSubscription>(
             "SELECT id, number, expires_at, released_at FROM subscriptions WHERE wallet = $1",
         )
         .bind(wallet)

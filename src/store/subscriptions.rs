@@ -61,10 +61,45 @@ pub struct AuthRow {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct NumberRow {
     pub e164: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: NumberState,
     pub wallet: Option<String>,
     pub added_at: i64,
     pub released_at: Option<i64>,
+}
+
+/// Where a number of the pool is: the stored `numbers.state` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberState {
+    /// Can be given to the next buyer.
+    Free,
+    /// Held for a payment being settled.
+    Reserved,
+    /// A subscription's number.
+    Assigned,
+    /// Released after grace, waiting out its quarantine before it is free again.
+    Quarantined,
+}
+
+impl NumberState {
+    pub const ALL: [Self; 4] = [Self::Free, Self::Reserved, Self::Assigned, Self::Quarantined];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "free",
+            Self::Reserved => "reserved",
+            Self::Assigned => "assigned",
+            Self::Quarantined => "quarantined",
+        }
+    }
+}
+
+impl TryFrom<String> for NumberState {
+    type Error = super::UnknownValue;
+
+    fn try_from(s: String) -> Result<Self, super::UnknownValue> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s).ok_or(super::UnknownValue(s))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -74,6 +109,18 @@ pub struct PoolCounts {
     pub reserved: i64,
     pub assigned: i64,
     pub quarantined: i64,
+}
+
+impl PoolCounts {
+    /// The count of numbers in `state`.
+    pub fn of_mut(&mut self, state: NumberState) -> &mut i64 {
+        match state {
+            NumberState::Free => &mut self.free,
+            NumberState::Reserved => &mut self.reserved,
+            NumberState::Assigned => &mut self.assigned,
+            NumberState::Quarantined => &mut self.quarantined,
+        }
+    }
 }
 
 impl Store {
@@ -108,7 +155,7 @@ impl Store {
                 return Ok(outcome);
             }
         }
-        Err(StoreError::Sqlx(sqlx::Error::Protocol("subscription row changed twice under a grant".into())))
+        Err(StoreError::Invariant("subscription row changed twice under a grant".into()))
     }
 
     /// Serializes grants for one wallet until the transaction ends, so concurrent purchases by
@@ -237,9 +284,7 @@ impl Store {
                 .await?
                 .rows_affected();
                 if taken != 1 {
-                    return Err(StoreError::Sqlx(sqlx::Error::Protocol(format!(
-                        "number {number} was not {from_state} when granted"
-                    ))));
+                    return Err(StoreError::Invariant(format!("number {number} was not {from_state} when granted")));
                 }
                 Grant { subscription_id: id, number, expires_at, renewed: false }
             }
@@ -307,13 +352,9 @@ impl Store {
             .await?;
         let mut counts = PoolCounts::default();
         for (state, n) in rows {
-            match state.as_str() {
-                "free" => counts.free = n,
-                "reserved" => counts.reserved = n,
-                "assigned" => counts.assigned = n,
-                "quarantined" => counts.quarantined = n,
-                _ => {}
-            }
+            let state =
+                NumberState::try_from(state).map_err(|e| StoreError::Invariant(format!("numbers.state: {e}")))?;
+            *counts.of_mut(state) = n;
         }
         Ok(counts)
     }

@@ -15,6 +15,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AssertSqlSafe, Connection};
 use tokio::sync::{mpsc, oneshot};
 
+use super::calls::{CallDirection, CallState, EndReason};
 use super::{Backend, ClaimedMessage, Store, StoreError};
 use crate::metrics::{PhaseLabels, WriterMetrics};
 
@@ -166,10 +167,10 @@ pub enum CallWrite {
         call_id: String,
         owner: i64,
         number: String,
-        direction: &'static str,
+        direction: CallDirection,
         peer: String,
-        state: &'static str,
-        end_reason: Option<&'static str>,
+        state: CallState,
+        end_reason: Option<EndReason>,
         now_ms: i64,
     },
     Ringing {
@@ -181,8 +182,8 @@ pub enum CallWrite {
     },
     End {
         call_id: String,
-        state: &'static str,
-        reason: &'static str,
+        state: CallState,
+        reason: EndReason,
         sip_code: Option<i64>,
         at_ms: i64,
     },
@@ -751,10 +752,10 @@ async fn apply_call(tx: &mut sqlx::Transaction<'_, sqlx::Any>, w: &CallWrite) ->
             .bind(call_id.as_str())
             .bind(*owner)
             .bind(number.as_str())
-            .bind(*direction)
+            .bind(direction.as_str())
             .bind(peer.as_str())
-            .bind(*state)
-            .bind(*end_reason)
+            .bind(state.as_str())
+            .bind(end_reason.map(EndReason::as_str))
             .bind(*now_ms)
             .bind(end_reason.map(|_| *now_ms))
             .execute(&mut **tx)
@@ -781,8 +782,8 @@ async fn apply_call(tx: &mut sqlx::Transaction<'_, sqlx::Any>, w: &CallWrite) ->
                  WHERE call_id = $1 AND state IN ('initiated', 'ringing', 'in_progress')",
                 )
                 .bind(call_id.as_str())
-                .bind(*state)
-                .bind(*reason)
+                .bind(state.as_str())
+                .bind(reason.as_str())
                 .bind(*sip_code)
                 .bind(*at_ms)
                 .execute(&mut **tx)

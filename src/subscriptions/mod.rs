@@ -11,6 +11,7 @@ mod purchases;
 mod recovery;
 mod subscribe;
 mod token;
+mod waitlist;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +23,12 @@ pub use directory::PoolDirectory;
 pub use recovery::{IssuedNonce, Recovered, RecoveryError};
 pub use subscribe::{Paid, PaymentsSetup, SubscribeError};
 pub use token::{Token, TokenError};
+pub use waitlist::WaitlistError;
 
 use crate::clock;
 use crate::config::SubscriptionsConfig;
 use crate::e164::E164;
-use crate::store::{AuditEntry, Grant, GrantRequest, PoolCounts, Store, StoreError, SubscriptionSource};
+use crate::store::{AuditEntry, Grant, GrantRequest, NumberRow, PoolCounts, Store, StoreError, SubscriptionSource};
 use crate::wallet::Address;
 
 pub(crate) const DAY_MS: i64 = 86_400_000;
@@ -112,9 +114,9 @@ impl SubscriptionService {
         &self.payments.terms
     }
 
-    /// The settlement backend's name (`none`, `chain`, `facilitator`).
-    pub fn settlement_name(&self) -> &'static str {
-        self.payments.settlement.name()
+    /// Which backend settles payments.
+    pub fn settlement_kind(&self) -> crate::payments::SettlementKind {
+        self.payments.settlement.kind()
     }
 
     /// Loads the pool into the in-memory directory (call once at start).
@@ -193,6 +195,21 @@ impl SubscriptionService {
 
     pub async fn pool(&self) -> Result<PoolCounts, SubscriptionError> {
         Ok(self.store.pool_counts().await?)
+    }
+
+    /// Every number of the pool with its holder, and the counts per state.
+    pub async fn numbers(&self) -> Result<(Vec<NumberRow>, PoolCounts), SubscriptionError> {
+        let rows = self.store.list_numbers().await?;
+        let mut counts = PoolCounts::default();
+        for row in &rows {
+            *counts.of_mut(row.state) += 1;
+        }
+        Ok((rows, counts))
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ping_store(&self) -> Result<(), StoreError> {
+        self.store.ping().await
     }
 
     /// Adds numbers to the pool; answers how many were new.

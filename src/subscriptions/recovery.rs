@@ -90,15 +90,14 @@ impl SubscriptionService {
         if !by_key && !self.signed_by_contract_wallet(wallet, &message, signature).await {
             return Err(RecoveryError::SignatureMismatch);
         }
-        let (subscription_id, number, expires_at, released) =
-            self.store.subscription_of(&wallet.to_string()).await?.ok_or(RecoveryError::NoSubscription)?;
-        if released.is_some() || expires_at + self.grace_ms() <= now_ms {
+        let held = self.store.subscription_of(&wallet.to_string()).await?.ok_or(RecoveryError::NoSubscription)?;
+        if held.released_at.is_some() || held.expires_at + self.grace_ms() <= now_ms {
             return Err(RecoveryError::NoSubscription);
         }
         let token = Token::generate();
-        self.store.issue_token(subscription_id, &token.hash(), true, now_ms).await?;
-        self.auth_cache.forget_subscription(subscription_id);
+        self.store.issue_token(held.id, &token.hash(), true, now_ms).await?;
+        self.auth_cache.forget_subscription(held.id);
         tracing::info!(wallet = %wallet, "token recovered; older tokens revoked");
-        Ok(Recovered { token, number, expires_at_ms: expires_at })
+        Ok(Recovered { token, number: held.number, expires_at_ms: held.expires_at })
     }
 }

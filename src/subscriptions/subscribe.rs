@@ -12,8 +12,8 @@ use std::time::Duration;
 use super::{DAY_MS, SubscriptionService, Token};
 use crate::clock;
 use crate::payments::wire::{self, SettlementResponse, checksummed};
-use crate::payments::{PaymentError, SettleError, Settlement, verify};
-use crate::store::{GrantRequest, NewPayment, Purchase, Reservation, SubscriptionSource};
+use crate::payments::{PaymentError, Refusal, SettleError, Settlement, SettlementKind, verify};
+use crate::store::{GrantRequest, NewPayment, PaymentState, Purchase, Reservation, SubscriptionSource};
 
 /// Payments left unsettled for longer than this are reconciled.
 pub const RECONCILE_AFTER: Duration = Duration::from_secs(60);
@@ -29,14 +29,33 @@ pub struct Paid {
     pub sandbox: bool,
 }
 
+/// Why a payment header cannot be read at all (400, not a 402 challenge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Undecodable {
+    /// Not base64 JSON of an x402 payload.
+    Payload,
+    /// An idempotency key outside 16 to 128 characters of `A-Z a-z 0-9 _ -`.
+    IdempotencyKey,
+}
+
+impl Undecodable {
+    /// The wire code: x402's `invalid_payload`, or the contract's `invalid_request`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Payload => Refusal::InvalidPayload.code(),
+            Self::IdempotencyKey => "invalid_request",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubscribeError {
     /// The payment header cannot be decoded (400).
     #[error("{message}")]
-    Undecodable { code: &'static str, message: String },
+    Undecodable { reason: Undecodable, message: String },
     /// The payment was refused (402 with a fresh challenge).
     #[error("{message}")]
-    Refused { code: String, message: String },
+    Refused { refusal: Refusal, message: String },
     #[error("no free number in the pool")]
     PoolExhausted,
     /// The same idempotency key's first payment is still settling (409).
@@ -44,19 +63,23 @@ pub enum SubscribeError {
     InProgress,
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The settlement task panicked or was cancelled (a bug: the payment stays reserved and is
+    /// reconciled).
+    #[error("settlement task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl From<PaymentError> for SubscribeError {
     fn from(e: PaymentError) -> Self {
         match e {
-            PaymentError::InvalidPayload => Self::Undecodable { code: e.code(), message: e.to_string() },
-            _ => Self::Refused { code: e.code().to_owned(), message: e.to_string() },
+            PaymentError::InvalidPayload => Self::Undecodable { reason: Undecodable::Payload, message: e.to_string() },
+            _ => Self::Refused { refusal: e.refusal(), message: e.to_string() },
         }
     }
 }
 
-fn refused(code: &str, message: impl Into<String>) -> SubscribeError {
-    SubscribeError::Refused { code: code.to_owned(), message: message.into() }
+fn refused(refusal: Refusal, message: impl Into<String>) -> SubscribeError {
+    SubscribeError::Refused { refusal, message: message.into() }
 }
 
 impl SubscriptionService {
@@ -65,7 +88,7 @@ impl SubscriptionService {
     /// own `payment-identifier` extension takes precedence.
     pub async fn subscribe(&self, header: &str, idempotency_key: Option<&str>) -> Result<Paid, SubscribeError> {
         let payment = wire::decode_payment(header)
-            .map_err(|e| SubscribeError::Undecodable { code: "invalid_payload", message: e.to_string() })?;
+            .map_err(|e| SubscribeError::Undecodable { reason: Undecodable::Payload, message: e.to_string() })?;
         let terms = &self.payments.terms;
         let now_ms = clock::now_ms();
         let verified = verify(&payment, terms, u64::try_from(now_ms / 1000).unwrap_or(0))?;
@@ -74,7 +97,7 @@ impl SubscriptionService {
             Some(k) if crate::payments::verify::valid_payment_identifier(k) => Some(format!("{payer}:{k}")),
             Some(_) => {
                 return Err(SubscribeError::Undecodable {
-                    code: "invalid_request",
+                    reason: Undecodable::IdempotencyKey,
                     message: "idempotency key must be 16 to 128 characters of A-Z a-z 0-9 _ -".to_owned(),
                 });
             }
@@ -116,7 +139,7 @@ impl SubscriptionService {
             };
         let replayed = || {
             refused(
-                "invalid_exact_evm_nonce_already_used",
+                Refusal::NonceAlreadyUsed,
                 "this authorization was already presented; sign a new one (or retry with the same payment-identifier)",
             )
         };
@@ -175,9 +198,7 @@ impl SubscriptionService {
             let outcome = settlement.settle(&verified).await;
             service.finish_payment(payment_id, &verified.payer.to_string(), outcome).await
         });
-        let (token, granted, settled) = handle.await.map_err(|e| {
-            SubscribeError::Store(crate::store::StoreError::Sqlx(sqlx::Error::Protocol(e.to_string())))
-        })??;
+        let (token, granted, settled) = handle.await??;
         let transaction = settled.transaction.map(|t| format!("{t:#x}"));
         Ok(Paid {
             token,
@@ -197,24 +218,23 @@ impl SubscriptionService {
         now_ms: i64,
         settlement: SettlementResponse,
     ) -> Result<Paid, SubscribeError> {
-        match (earlier.state.as_str(), earlier.subscription_id) {
-            ("committed", Some(subscription_id)) => {
+        match (earlier.state, earlier.subscription_id) {
+            (PaymentState::Committed, Some(subscription_id)) => {
                 // The first attempt paid; hand out the subscription again, never charge twice.
                 let token = Token::generate();
                 self.store.issue_token(subscription_id, &token.hash(), false, now_ms).await?;
-                let (_, number, expires_at, _) =
-                    self.store.subscription_of(payer).await?.ok_or(SubscribeError::InProgress)?;
+                let held = self.store.subscription_of(payer).await?.ok_or(SubscribeError::InProgress)?;
                 Ok(Paid {
                     token,
-                    number,
-                    expires_at_ms: expires_at,
+                    number: held.number,
+                    expires_at_ms: held.expires_at,
                     renewed: true,
                     settlement,
                     sandbox: self.payments.settlement.is_instant(),
                 })
             }
-            ("failed", _) => Err(refused(
-                earlier.error.as_deref().unwrap_or("invalid_exact_evm_transaction_failed"),
+            (PaymentState::Failed, _) => Err(refused(
+                earlier.error.as_deref().and_then(Refusal::from_code).unwrap_or(Refusal::TransactionFailed),
                 "the first payment with this idempotency key failed; sign a new payment with a new key",
             )),
             _ => Err(SubscribeError::InProgress),
@@ -247,17 +267,17 @@ impl SubscriptionService {
                 }
                 Ok((token, granted, settled))
             }
-            Err(SettleError::Rejected { code, detail }) => {
-                tracing::info!(payer, code, detail = %detail, "settlement refused; reservation released");
-                self.store.fail_payment(payment_id, code, now_ms).await?;
-                Err(refused(code, format!("settlement failed: {detail}")))
+            Err(SettleError::Rejected { refusal, detail }) => {
+                tracing::info!(payer, code = refusal.code(), detail = %detail, "settlement refused; reservation released");
+                self.store.fail_payment(payment_id, refusal.code(), now_ms).await?;
+                Err(refused(refusal, format!("settlement failed: {detail}")))
             }
             Err(SettleError::Pending { transaction }) => {
                 let tx = transaction.map(|t| format!("{t:#x}"));
                 tracing::warn!(payer, tx = ?tx, "settlement outcome unknown; payment pending reconciliation");
                 self.store.mark_payment_pending(payment_id, tx.as_deref(), now_ms).await?;
                 Err(refused(
-                    "settlement_pending",
+                    Refusal::SettlementPending,
                     "the payment was submitted but not yet confirmed; retry with the same payment-identifier or \
                      Idempotency-Key to collect the subscription, or recover the token with your wallet later",
                 ))
@@ -296,11 +316,11 @@ impl SubscriptionService {
                     }
                 }
                 Ok(Some(false)) if p.valid_before <= now_ms / 1000 => {
-                    self.store.fail_payment(p.id, "authorization_expired_unused", now_ms).await?;
+                    self.store.fail_payment(p.id, Refusal::AuthorizationExpiredUnused.code(), now_ms).await?;
                     failed += 1;
                 }
-                Ok(None) if self.payments.settlement.name() == "none" => {
-                    self.store.fail_payment(p.id, "interrupted_before_settlement", now_ms).await?;
+                Ok(None) if self.payments.settlement.kind() == SettlementKind::Sandbox => {
+                    self.store.fail_payment(p.id, Refusal::InterruptedBeforeSettlement.code(), now_ms).await?;
                     failed += 1;
                 }
                 Ok(_) => {}

@@ -645,8 +645,8 @@ impl CallTask {
         let now = clock::now_ms();
         let write = CallWrite::End {
             call_id: self.call_id.clone(),
-            state: ending.state.as_str(),
-            reason: ending.reason.as_str(),
+            state: ending.state.into(),
+            reason: ending.reason,
             sip_code: ending.sip_code.map(i64::from),
             at_ms: now,
         };

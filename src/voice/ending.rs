@@ -36,38 +36,23 @@ impl FinalState {
     }
 }
 
-/// Why a call ended, as agents see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    /// This side (the agent: hangup command, closed stream, the API) hung up.
-    LocalHangup,
-    /// The far end hung up an answered call.
-    RemoteHangup,
-    /// The far end was busy, or refused.
-    Busy,
-    /// Nobody answered within the ring timeout.
-    NoAnswer,
-    /// The call was given up before it was answered.
-    Cancelled,
-    /// The network failed the call, or the service stopped during it.
-    Failed,
-}
+pub use crate::store::EndReason;
 
-impl EndReason {
-    pub const ALL: [Self; 6] =
-        [Self::LocalHangup, Self::RemoteHangup, Self::Busy, Self::NoAnswer, Self::Cancelled, Self::Failed];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::LocalHangup => "local_hangup",
-            Self::RemoteHangup => "remote_hangup",
-            Self::Busy => "busy",
-            Self::NoAnswer => "no_answer",
-            Self::Cancelled => "cancelled",
-            Self::Failed => "failed",
+impl From<FinalState> for crate::store::CallState {
+    fn from(state: FinalState) -> Self {
+        match state {
+            FinalState::Completed => Self::Completed,
+            FinalState::Busy => Self::Busy,
+            FinalState::NoAnswer => Self::NoAnswer,
+            FinalState::Cancelled => Self::Cancelled,
+            FinalState::Failed => Self::Failed,
         }
     }
+}
 
+/// The stream socket's close code for each end reason. (The reason itself is the stored
+/// vocabulary, defined with the `calls` table in the store.)
+impl EndReason {
     /// The stream socket's close code for a call that ended this way (4000-4099).
     pub fn close_code(self) -> u16 {
         match self {

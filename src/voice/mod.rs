@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 use crate::clock;
 use crate::e164::E164;
 use crate::metrics::Metrics;
-use crate::store::{CallRow, CallWrite, HistoryCursor, MessageWriter, Store, StoreError};
+use crate::store::{CallRow, CallState, CallWrite, HistoryCursor, MessageWriter, Store, StoreError};
 use crate::subscriptions::Caller;
 use crate::telco::LinkState;
 use crate::telco::voice::{DialError, IncomingCall, LegCommand, Refusal, VoiceNetwork};
@@ -294,9 +294,9 @@ impl VoiceService {
             call_id: call_id.clone(),
             owner,
             number: from.as_str().to_owned(),
-            direction: Direction::Outbound.as_str(),
+            direction: Direction::Outbound,
             peer: to.as_str().to_owned(),
-            state: State::Initiated.as_str(),
+            state: CallState::Initiated,
             end_reason: None,
             now_ms: clock::now_ms(),
         };
@@ -305,8 +305,8 @@ impl VoiceService {
         }
         let fail = |call_id: String| CallWrite::End {
             call_id,
-            state: FinalState::Failed.as_str(),
-            reason: EndReason::Failed.as_str(),
+            state: CallState::Failed,
+            reason: EndReason::Failed,
             sip_code: Some(503),
             at_ms: clock::now_ms(),
         };
@@ -422,7 +422,6 @@ impl VoiceService {
         limit: i64,
     ) -> Result<CallPage, VoiceError> {
         // One row beyond the page says whether another page exists.
-        let direction = direction.map(Direction::as_str);
         let mut rows = self.inner.store.call_history(owner, direction, after, limit + 1).await?;
         let next = if rows.len() as i64 > limit {
             rows.truncate(limit as usize);
@@ -518,11 +517,11 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
         return Ok(());
     };
     let call_id = new_call_id();
-    let row = |state: &'static str, end_reason: Option<&'static str>| CallWrite::Insert {
+    let row = |state: CallState, end_reason: Option<EndReason>| CallWrite::Insert {
         call_id: call_id.clone(),
         owner,
         number: to.as_str().to_owned(),
-        direction: Direction::Inbound.as_str(),
+        direction: Direction::Inbound,
         peer: from.clone(),
         state,
         end_reason,
@@ -531,8 +530,8 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
     // The agent's own SIP endpoint takes the call when one is set; it is called now and the
     // caller is answered when it answers.
     if let Some(uri) = inner.store.inbound_sip_uri(owner).await? {
-        if inner.writer.call(row(State::Ringing.as_str(), None)).await? == 0 {
-            inner.writer.call(row("busy", Some("busy"))).await?;
+        if inner.writer.call(row(CallState::Ringing, None)).await? == 0 {
+            inner.writer.call(row(CallState::Busy, Some(EndReason::Busy))).await?;
             let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
             return Ok(());
         }
@@ -560,8 +559,8 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
                 tracing::info!(%call_id, error = %err, "the number's inbound SIP endpoint cannot be called");
                 let end = CallWrite::End {
                     call_id,
-                    state: "busy",
-                    reason: "busy",
+                    state: CallState::Busy,
+                    reason: EndReason::Busy,
                     sip_code: Some(486),
                     at_ms: clock::now_ms(),
                 };
@@ -573,8 +572,8 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
     }
     // Nobody listening, or already on a call: busy, and the callee's history says so.
     let listening = inner.has_presence(to.as_str());
-    if !listening || inner.writer.call(row(State::Ringing.as_str(), None)).await? == 0 {
-        inner.writer.call(row("busy", Some("busy"))).await?;
+    if !listening || inner.writer.call(row(CallState::Ringing, None)).await? == 0 {
+        inner.writer.call(row(CallState::Busy, Some(EndReason::Busy))).await?;
         let _ = leg.commands.send(LegCommand::Reject(Refusal::Busy)).await;
         return Ok(());
     }
