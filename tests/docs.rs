@@ -70,8 +70,9 @@ fn real_curl() -> PathBuf {
 
 /// Runs `code` (bash with `-euo pipefail`, or python3) with `envs`; curl reports statuses on stderr.
 async fn run(lang: &str, code: String, envs: Vec<(&'static str, String)>) -> Ran {
-    ensure_installed();
+    let python = lang == "python";
     tokio::task::spawn_blocking(move || {
+        ensure_installed();
         let shims = tempfile::tempdir().expect("tempdir");
         let shim = shims.path().join("curl");
         std::fs::write(
@@ -84,17 +85,14 @@ async fn run(lang: &str, code: String, envs: Vec<(&'static str, String)>) -> Ran
         .expect("write curl shim");
         std::fs::set_permissions(&shim, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
         let path = format!("{}:{}", shims.path().display(), std::env::var("PATH").expect("PATH"));
-        let mut cmd = match lang {
-            "python" => {
-                let mut c = Command::new("python3");
-                c.arg("-c").arg(&code);
-                c
-            }
-            _ => {
-                let mut c = Command::new("bash");
-                c.args(["-euo", "pipefail", "-c"]).arg(&code);
-                c
-            }
+        let mut cmd = if python {
+            let mut c = Command::new("python3");
+            c.arg("-c").arg(&code);
+            c
+        } else {
+            let mut c = Command::new("bash");
+            c.args(["-euo", "pipefail", "-c"]).arg(&code);
+            c
         };
         cmd.env("PATH", path).env("PYTHONPATH", peers_dir().join(".pydeps")).current_dir(shims.path());
         for (k, v) in envs {
