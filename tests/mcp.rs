@@ -162,3 +162,42 @@ async fn the_stateless_2026_07_28_protocol() {
     assert_eq!(evil.status(), 403);
     s.stop().await;
 }
+
+/// The official MCP Python SDK (tests/peers/mcp_client.py) over a 2025-11-25 session: lists the
+/// tools, calls one, is refused with the REST error code for the same input, and leaves the
+/// session cleanly (DELETE /mcp answered 204, so the SDK logs no failed termination).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_client_opens_uses_and_closes_a_session() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let (token, number) = s.grant(&wallet(3), 30).await;
+    support::peers::ensure_installed();
+    let (url, bearer) = (s.url("/mcp"), token.clone());
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg("mcp_client.py")
+            .args(["--url", &url, "--token", &bearer])
+            .current_dir(support::peers::peers_dir())
+            .output()
+            .expect("python3 mcp_client.py runs")
+    })
+    .await
+    .expect("peer task");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "mcp_client.py failed ({:?}): {stdout}\nstderr: {stderr}", out.status);
+    assert!(!stderr.contains("Session termination failed"), "stderr: {stderr}");
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).expect("one JSON line");
+
+    assert_eq!(result["protocol"], "2025-11-25", "{result}");
+    assert_eq!(result["tools"].as_array().expect("tools").len(), 10, "{result}");
+    assert_eq!(result["ok"]["isError"], false, "{result}");
+    assert_eq!(result["ok"]["structured"]["number"], number.as_str(), "{result}");
+
+    // The same input over REST: the tool error carries its code and message.
+    let rest = s.post("/sms/send", Some(&token), &json!({"to": "12345", "body": "hello"})).await;
+    let rest = support::expect_error(rest, 400, "invalid_request").await;
+    assert_eq!(result["bad"]["isError"], true, "{result}");
+    assert_eq!(result["bad"]["structured"]["error"], "invalid_request", "{result}");
+    assert_eq!(result["bad"]["structured"]["message"], rest["message"], "{result}");
+    s.stop().await;
+}
