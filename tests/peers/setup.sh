@@ -32,8 +32,8 @@ fail() {
 
 did=()
 
-# --- apt: SIP peers (tests/peers/sip) ------------------------------------
-sip_pkgs=(sip-tester baresip-core sox)
+# --- apt: SIP peers (tests/peers/sip), and curl + jq for the documented examples (tests/docs.rs)
+sip_pkgs=(sip-tester baresip-core sox curl jq)
 sip_missing=()
 for pkg in "${sip_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || sip_missing+=("$pkg")
@@ -45,7 +45,7 @@ if ((${#sip_missing[@]})); then
     --no-install-recommends "${sip_missing[@]}" >"$LOG" 2>&1 || fail "apt-get install ${sip_missing[*]}"
   did+=("apt-get install ${sip_missing[*]}")
 fi
-for bin in sipp baresip sox; do
+for bin in sipp baresip sox curl jq; do
   command -v "$bin" >/dev/null 2>&1 || { echo "tests/peers/setup.sh: $bin missing after apt-get install" >&2; exit 1; }
 done
 
