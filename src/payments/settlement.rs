@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::terms::PaymentTerms;
 use super::verify::VerifiedPayment;
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 use crate::wallet::{Address, Authorization};
 
 sol! {

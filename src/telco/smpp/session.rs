@@ -26,8 +26,8 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::pdu::{self, Bind, Body, CommandId, Header, Pdu, PduError, status};
-use crate::BoxFuture;
-use crate::config::Secret;
+use crate::future::BoxFuture;
+use crate::secret::Secret;
 use crate::telco::LinkState;
 
 /// Largest sequence number (§3.2); the next one wraps to 1.
