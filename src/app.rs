@@ -29,6 +29,7 @@ use crate::payments::{self, Network, PaymentTerms};
 use crate::sms::{self, SmsService, SmsTasks};
 use crate::store::{self, MessageWriter, Store};
 use crate::subscriptions::{self, SubscriptionService};
+use crate::tasks::TaskSet;
 use crate::telco::sim::SimNetwork;
 use crate::telco::sip::sdp::Codec;
 use crate::telco::sip::ua::Cidr;
@@ -239,7 +240,8 @@ pub struct App {
     network_stop: watch::Sender<bool>,
     network_tasks: Vec<JoinHandle<()>>,
     voice_task: JoinHandle<()>,
-    recycler: JoinHandle<()>,
+    /// The app's own periodic work (the number recycler).
+    tasks: TaskSet,
 }
 
 impl App {
@@ -358,7 +360,8 @@ impl App {
             &public_url,
             shutdown_rx.clone(),
         );
-        let recycler = tokio::spawn(subscriptions.clone().run_recycler(shutdown_rx));
+        let tasks = TaskSet::new("app");
+        tasks.spawn(subscriptions.clone().run_recycler(shutdown_rx)).expect("invariant: a new task set is open");
 
         let docs = api::render_documents(&public_url, &config.service_name, subscriptions.terms());
         let state = api::AppState::new(api::AppStateInner {
@@ -376,7 +379,7 @@ impl App {
             llms_txt: api::render_llms_txt(&public_url, &config.service_name).into(),
             limits: Arc::new(config.limits.clone()),
         });
-        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler })
+        Ok(Self { state, shutdown, sms_tasks, writer_task, network_stop, network_tasks, voice_task, tasks })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -412,12 +415,15 @@ impl App {
         Ok(())
     }
 
-    /// Signals shutdown and joins every background task.
+    /// Signals shutdown and joins every background task, in this order: the calls (they
+    /// record how they ended), SMS (submissions and inbound commits), the networks (unbind),
+    /// the app's own tasks, the purchase queue, and last the writer every part writes through.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, voice_task, recycler, .. } = self;
+        let Self { state, sms_tasks, writer_task, network_stop, network_tasks, voice_task, tasks, .. } = self;
         let store = state.store.clone();
         let voice = state.voice.clone();
+        let subscriptions = state.subscriptions.clone();
         drop(state);
         let joined = tokio::time::timeout(DRAIN_TIMEOUT, async {
             let _ = voice_task.await;
@@ -431,7 +437,9 @@ impl App {
             for task in network_tasks {
                 let _ = task.await;
             }
-            let _ = recycler.await;
+            tasks.join().await;
+            subscriptions.shutdown().await;
+            drop(subscriptions);
             let _ = writer_task.await;
         })
         .await;

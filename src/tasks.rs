@@ -134,6 +134,20 @@ impl TaskSet {
         }
     }
 
+    /// Stops every task in the set at its next `.await`, waits until they are gone, and
+    /// closes the set. For tasks that have nothing to finish (a dead connection's writer).
+    pub async fn abort(&self) {
+        let mut running = {
+            let mut tasks = self.lock();
+            tasks.closed = true;
+            std::mem::take(&mut tasks.running)
+        };
+        running.abort_all();
+        while let Some(done) = running.join_next().await {
+            self.reaped(done);
+        }
+    }
+
     fn reaped(&self, done: Result<(), JoinError>) {
         if let Err(err) = done
             && err.is_panic()
