@@ -5,14 +5,22 @@
 //! Every key has an environment name: a top-level key `listen` is `AGENTLINE_LISTEN`, a key
 //! `seed_numbers` in section `[sim]` is `AGENTLINE_SIM_SEED_NUMBERS`. [`KEYS`] lists them all,
 //! with their types; a test checks it covers every field.
+//!
+//! A leaf: serde types and their syntax checks only. It imports nothing of ours but the other
+//! leaves ([`crate::e164`], [`crate::secret`]); turning these values into each part's settings
+//! (payment terms, SMPP binds, the SIP trunk) is `app`'s job, and the checks that need those
+//! parts (the network's token defaults, the relayer key) run there too. Choices are closed
+//! enums ([`SettlementBackend`], [`BindMode`], [`CodecName`]), not strings.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::e164::E164;
+/// Re-exported so `config::Secret` keeps naming the type the configuration holds.
+pub use crate::secret::Secret;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -28,7 +36,7 @@ pub struct Config {
     /// How the service names itself to agents (llms.txt, sign-in messages).
     pub service_name: String,
     /// Settlement backend: `none` (sandbox: verify fully, move nothing), `chain`, `facilitator`.
-    pub settlement: String,
+    pub settlement: SettlementBackend,
     /// Price of one plan in the asset's atomic units (USDC: 6 decimals).
     pub price: String,
     /// `base`, `base-sepolia`, another x402 v1 name, or `eip155:<chain id>`.
@@ -142,8 +150,8 @@ pub struct SipTrunk {
 
 impl SipTrunk {
     /// Parses `sip:USER:PASSWORD@HOST:PORT[;transport=udp|tcp]`.
-    pub fn parse(uri: &str) -> Result<Self, String> {
-        let rest = uri.strip_prefix("sip:").ok_or("must start with sip:")?;
+    pub fn parse(uri: &str) -> Result<Self, ValueError> {
+        let rest = uri.strip_prefix("sip:").ok_or(ValueError::Scheme { expected: "sip:" })?;
         let (rest, params) = rest.split_once(';').unwrap_or((rest, ""));
         let mut tcp = false;
         for param in params.split(';').filter(|p| !p.is_empty()) {
@@ -152,61 +160,105 @@ impl SipTrunk {
                     tcp = match value.to_ascii_lowercase().as_str() {
                         "udp" => false,
                         "tcp" => true,
-                        _ => return Err("transport must be udp or tcp".to_owned()),
+                        _ => return Err(ValueError::Transport),
                     }
                 }
-                _ => return Err(format!("unknown parameter {param:?}")),
+                _ => return Err(ValueError::UnknownParameter { param: param.to_owned() }),
             }
         }
         let (user, password, hostport) = split_userinfo(rest)?;
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) if !h.contains(':') || h.ends_with(']') => {
-                (h, p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("port must be a number from 1 to 65535")?)
+                (h, p.parse::<u16>().ok().filter(|&p| p > 0).ok_or(ValueError::Port)?)
             }
             _ => (hostport, 5060),
         };
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if host.is_empty() || host.contains(['/', '@', ' ']) {
-            return Err("needs a host (and optional port)".to_owned());
+            return Err(ValueError::Host);
         }
         Ok(Self { host: host.to_owned(), port, tcp, user, password: Secret::new(password) })
     }
 }
 
+/// A codec the SIP trunk may offer and accept, as named in `sip.codecs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodecName {
+    /// G.722 (16 kHz audio).
+    G722,
+    /// G.711 µ-law.
+    Pcmu,
+    /// G.711 A-law.
+    Pcma,
+}
+
+impl CodecName {
+    /// `G722`, `PCMU` or `PCMA`, in any case.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.to_ascii_uppercase().as_str() {
+            "G722" => Some(Self::G722),
+            "PCMU" => Some(Self::Pcmu),
+            "PCMA" => Some(Self::Pcma),
+            _ => None,
+        }
+    }
+}
+
 /// Parses `G722,PCMU,PCMA` (any order, at least one, no repeats).
-pub fn parse_codecs(text: &str) -> Result<Vec<crate::telco::sip::sdp::Codec>, String> {
-    use crate::telco::sip::sdp::Codec;
+pub fn parse_codecs(text: &str) -> Result<Vec<CodecName>, ValueError> {
     let mut codecs = Vec::new();
     for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let codec = match name.to_ascii_uppercase().as_str() {
-            "G722" => Codec::G722,
-            "PCMU" => Codec::Pcmu,
-            "PCMA" => Codec::Pcma,
-            _ => return Err(format!("unknown codec {name:?}: use G722, PCMU or PCMA")),
-        };
+        let codec = CodecName::parse(name).ok_or_else(|| ValueError::UnknownCodec { name: name.to_owned() })?;
         if codecs.contains(&codec) {
-            return Err(format!("{name} is listed twice"));
+            return Err(ValueError::DuplicateCodec { name: name.to_owned() });
         }
         codecs.push(codec);
     }
     if codecs.is_empty() {
-        return Err("at least one codec".to_owned());
+        return Err(ValueError::NoCodec);
     }
     Ok(codecs)
 }
 
+/// An IP network from `sip.carrier_networks`: `203.0.113.0/24`, or one address (the full
+/// prefix length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNetwork {
+    pub network: IpAddr,
+    pub prefix: u8,
+}
+
+impl IpNetwork {
+    /// Parses `ADDR/PREFIX` or a bare address.
+    pub fn parse(text: &str) -> Result<Self, ValueError> {
+        let (addr, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
+        let network: IpAddr = addr.parse().map_err(|_| ValueError::NotANetwork { text: text.to_owned() })?;
+        let max = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = if prefix.is_empty() {
+            max
+        } else {
+            prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= max)
+                .ok_or_else(|| ValueError::PrefixLength { text: text.to_owned() })?
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
 /// Parses a comma-separated list of CIDRs (`203.0.113.0/24, 198.51.100.7`); empty is none.
-pub fn parse_networks(text: &str) -> Result<Vec<crate::telco::sip::ua::Cidr>, String> {
-    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(crate::telco::sip::ua::Cidr::parse).collect()
+pub fn parse_networks(text: &str) -> Result<Vec<IpNetwork>, ValueError> {
+    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(IpNetwork::parse).collect()
 }
 
 /// Parses `LOW-HIGH` into an inclusive port range of at least two ports.
-pub fn parse_port_range(text: &str) -> Result<(u16, u16), String> {
-    let (low, high) = text.split_once('-').ok_or("must be LOW-HIGH")?;
-    let low: u16 = low.trim().parse().map_err(|_| "LOW must be a port number")?;
-    let high: u16 = high.trim().parse().map_err(|_| "HIGH must be a port number")?;
+pub fn parse_port_range(text: &str) -> Result<(u16, u16), ValueError> {
+    let (low, high) = text.split_once('-').ok_or(ValueError::PortRange)?;
+    let low: u16 = low.trim().parse().map_err(|_| ValueError::PortRange)?;
+    let high: u16 = high.trim().parse().map_err(|_| ValueError::PortRange)?;
     if low < 1024 || high < low.saturating_add(1) {
-        return Err("must be LOW-HIGH with 1024 <= LOW < HIGH".to_owned());
+        return Err(ValueError::PortRange);
     }
     Ok((low, high))
 }
@@ -278,7 +330,7 @@ pub struct SmppConfig {
     pub system_type: String,
     /// `transceiver` (one bind carries both directions) or `split` (a transmitter and a
     /// receiver bind per session).
-    pub bind_mode: String,
+    pub bind_mode: BindMode,
     /// Binds (or transmitter/receiver pairs) to open.
     pub sessions: u32,
     /// Requests outstanding per bind at most.
@@ -299,7 +351,7 @@ impl Default for SmppConfig {
     fn default() -> Self {
         Self {
             system_type: String::new(),
-            bind_mode: "transceiver".to_owned(),
+            bind_mode: BindMode::Transceiver,
             sessions: 1,
             window: 64,
             throughput: 0,
@@ -323,12 +375,12 @@ pub struct SmppTarget {
 impl SmppTarget {
     /// Parses `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` (user and password optional and
     /// percent-encoded; the port defaults to 2775).
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url.strip_prefix("smpp://").ok_or("must start with smpp://")?;
+    pub fn parse(url: &str) -> Result<Self, ValueError> {
+        let rest = url.strip_prefix("smpp://").ok_or(ValueError::Scheme { expected: "smpp://" })?;
         let rest = rest.trim_end_matches('/');
         let (user, password, hostport) = split_userinfo(rest)?;
         if hostport.is_empty() || hostport.contains('/') {
-            return Err("needs a host (and optional port)".to_owned());
+            return Err(ValueError::Host);
         }
         let port = match hostport.strip_prefix('[') {
             Some(v6) => v6.split_once("]:").map(|(_, p)| p),
@@ -336,14 +388,14 @@ impl SmppTarget {
         };
         let addr = match port {
             Some(p) => {
-                p.parse::<u16>().ok().filter(|&p| p > 0).ok_or("port must be a number from 1 to 65535")?;
+                p.parse::<u16>().ok().filter(|&p| p > 0).ok_or(ValueError::Port)?;
                 hostport.to_owned()
             }
             None => format!("{hostport}:2775"),
         };
         // SMPP 3.4 §4.1: system_id at most 15 octets, password at most 8.
         if user.len() > 15 || password.len() > 8 {
-            return Err("system_id may have at most 15 characters and the password 8".to_owned());
+            return Err(ValueError::CredentialsTooLong);
         }
         Ok(Self { addr, system_id: user, password: Secret::new(password) })
     }
@@ -351,7 +403,7 @@ impl SmppTarget {
 
 /// `USER:PASSWORD@HOSTPORT` → the percent-decoded user and password (empty when absent) and
 /// what follows the last `@`.
-fn split_userinfo(rest: &str) -> Result<(String, String, &str), String> {
+fn split_userinfo(rest: &str) -> Result<(String, String, &str), ValueError> {
     let (userinfo, hostport) = match rest.rsplit_once('@') {
         Some((u, h)) => (Some(u), h),
         None => (None, rest),
@@ -366,21 +418,21 @@ fn split_userinfo(rest: &str) -> Result<(String, String, &str), String> {
     Ok((user, password, hostport))
 }
 
-fn percent_decode(s: &str) -> Result<String, String> {
+fn percent_decode(s: &str) -> Result<String, ValueError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3).ok_or("bad percent-encoding")?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent-encoding")?);
+            let hex = s.get(i + 1..i + 3).ok_or(ValueError::PercentEncoding)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| ValueError::PercentEncoding)?);
             i += 3;
         } else {
             out.push(bytes[i]);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| "credentials must be UTF-8".to_owned())
+    String::from_utf8(out).map_err(|_| ValueError::NotUtf8)
 }
 
 impl Default for Config {
@@ -391,7 +443,7 @@ impl Default for Config {
             admin_key: None,
             public_url: None,
             service_name: "agentline".to_owned(),
-            settlement: "none".to_owned(),
+            settlement: SettlementBackend::None,
             price: "1000000000".to_owned(),
             network: "base-sepolia".to_owned(),
             asset: None,
@@ -523,8 +575,70 @@ pub enum ConfigError {
     EnvNotBool { name: String, value: String },
     #[error("invalid configuration: {0}")]
     Invalid(#[from] toml::de::Error),
+    /// A value outside what the key allows; `rule` says what it allows.
+    #[error("{key}: {rule}")]
+    Rule { key: &'static str, rule: &'static str },
+    /// A value that does not parse as its key's syntax.
     #[error("{key}: {reason}")]
-    Value { key: &'static str, reason: String },
+    Value { key: &'static str, reason: ValueError },
+}
+
+/// Why a structured value (a URL, a codec list, a port range, a network) does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("must start with {expected}")]
+    Scheme { expected: &'static str },
+    #[error("transport must be udp or tcp")]
+    Transport,
+    #[error("unknown parameter {param:?}")]
+    UnknownParameter { param: String },
+    #[error("port must be a number from 1 to 65535")]
+    Port,
+    #[error("needs a host (and optional port)")]
+    Host,
+    #[error("bad percent-encoding")]
+    PercentEncoding,
+    #[error("credentials must be UTF-8")]
+    NotUtf8,
+    /// SMPP 3.4 §4.1: system_id at most 15 octets, password at most 8.
+    #[error("system_id may have at most 15 characters and the password 8")]
+    CredentialsTooLong,
+    #[error("unknown codec {name:?}: use G722, PCMU or PCMA")]
+    UnknownCodec { name: String },
+    #[error("{name} is listed twice")]
+    DuplicateCodec { name: String },
+    #[error("at least one codec")]
+    NoCodec,
+    #[error("{text:?} is not an IP network")]
+    NotANetwork { text: String },
+    #[error("{text:?}: bad prefix length")]
+    PrefixLength { text: String },
+    #[error("must be LOW-HIGH with 1024 <= LOW < HIGH")]
+    PortRange,
+}
+
+/// Where settlements happen (`settlement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettlementBackend {
+    /// The sandbox: signatures fully verified, nothing moves.
+    #[default]
+    None,
+    /// The operator's relayer submits `transferWithAuthorization` over `rpc_url`.
+    Chain,
+    /// An x402 facilitator's `/verify` + `/settle` at `facilitator_url`.
+    Facilitator,
+}
+
+/// How an SMPP session binds (`smpp.bind_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BindMode {
+    /// One bind carries both directions.
+    #[default]
+    Transceiver,
+    /// A transmitter and a receiver bind per session.
+    Split,
 }
 
 impl Config {
@@ -563,7 +677,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |key, reason: &str| Err(ConfigError::Value { key, reason: reason.to_owned() });
+        let bad = |key, rule| Err(ConfigError::Rule { key, rule });
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres:")
             || self.database_url.starts_with("postgresql:"))
@@ -576,28 +690,18 @@ impl Config {
         if self.public_url.as_ref().is_some_and(|u| !(u.starts_with("http://") || u.starts_with("https://"))) {
             return bad("public_url", "must be an absolute http:// or https:// URL");
         }
-        self.payment_terms().map_err(|reason| ConfigError::Value { key: "payments", reason })?;
-        match self.settlement.as_str() {
-            "none" => {}
-            "chain" => {
+        match self.settlement {
+            SettlementBackend::None => {}
+            SettlementBackend::Chain => {
                 if self.rpc_url.is_none() || self.relayer_key.is_none() || self.pay_to.is_none() {
                     return bad("settlement", "chain needs rpc_url, relayer_key and pay_to");
                 }
-                if self
-                    .relayer_key
-                    .as_ref()
-                    .and_then(|k| crate::payments::settlement::Chain::relayer(k.expose()))
-                    .is_none()
-                {
-                    return bad("relayer_key", "must be a 32-byte hex private key");
-                }
             }
-            "facilitator" => {
+            SettlementBackend::Facilitator => {
                 if self.facilitator_url.is_none() || self.pay_to.is_none() {
                     return bad("settlement", "facilitator needs facilitator_url and pay_to");
                 }
             }
-            _ => return bad("settlement", "must be none, chain or facilitator"),
         }
         if self.database.max_connections == 0 {
             return bad("database.max_connections", "must be at least 1");
@@ -653,9 +757,6 @@ impl Config {
         if !(1..=600).contains(&self.voice.ring_timeout_secs) {
             return bad("voice.ring_timeout_secs", "must be from 1 to 600");
         }
-        if !matches!(self.smpp.bind_mode.as_str(), "transceiver" | "split") {
-            return bad("smpp.bind_mode", "must be transceiver or split");
-        }
         if !(1..=16).contains(&self.smpp.sessions) {
             return bad("smpp.sessions", "must be from 1 to 16");
         }
@@ -670,44 +771,6 @@ impl Config {
             return bad("smpp.system_type", "at most 12 characters");
         }
         Ok(())
-    }
-
-    /// What a subscription costs and where the money goes, from the payment keys.
-    pub fn payment_terms(&self) -> Result<crate::payments::PaymentTerms, String> {
-        use crate::payments::Network;
-        use crate::wallet::Address;
-        let network = Network::parse(&self.network).map_err(|e| e.to_string())?;
-        let defaults = network.default_usdc();
-        let asset = match (&self.asset, defaults) {
-            (Some(a), _) => Address::parse(a).map_err(|e| format!("asset: {e}"))?,
-            (None, Some((usdc, _))) => Address::parse(usdc).map_err(|e| format!("asset: {e}"))?,
-            (None, None) => return Err(format!("asset must be set for network {}", self.network)),
-        };
-        let token_name = match (&self.token_name, defaults) {
-            (Some(n), _) => n.clone(),
-            (None, Some((usdc, name))) if Address::parse(usdc).ok() == Some(asset) => name.to_owned(),
-            _ => return Err("token_name must be set for this asset (its EIP-712 name())".to_owned()),
-        };
-        // The sandbox default payee: nothing is ever transferred to it.
-        let pay_to = Address::parse(self.pay_to.as_deref().unwrap_or("0x000000000000000000000000000000000000dEaD"))
-            .map_err(|e| format!("pay_to: {e}"))?;
-        let price = crate::payments::wire::parse_u256(&self.price)
-            .filter(|p| !p.is_zero())
-            .ok_or_else(|| "price must be a positive integer of atomic units".to_owned())?;
-        Ok(crate::payments::PaymentTerms {
-            network,
-            asset,
-            pay_to,
-            price,
-            token_name,
-            token_version: self.token_version.clone(),
-            max_timeout_secs: 300,
-            resource_url: format!("{}/sms/subscribe", self.public_base_url()),
-            description: format!(
-                "One persistent phone number for {} days (SMS and voice), renewable with the same wallet.",
-                self.subscriptions.plan_days
-            ),
-        })
     }
 
     /// The base URL used to build absolute links (`stream_url`, OpenAPI `servers`).
@@ -733,27 +796,6 @@ fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) {
                 set_path(inner, rest, value);
             }
         }
-    }
-}
-
-/// A secret configuration value: never printed by `Debug`.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
     }
 }
 

@@ -54,6 +54,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().filter(|(k, _)| k.starts_with("AGENTLINE_")).collect();
     let config = Config::load(cli.config.as_deref(), &env).context("loading configuration")?;
+    agentline::app::check(&config).context("loading configuration")?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log).context("invalid log filter")?)
         .with_writer(std::io::stderr)
@@ -83,7 +84,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             let service = SubscriptionService::new(
                 store.clone(),
                 config.subscriptions.clone(),
-                agentline::payments_setup(&config)?,
+                agentline::app::payments_setup(&config)?,
                 &config.service_name,
             );
             match action {

@@ -590,7 +590,7 @@ async fn chain_setup(chain_id: u64, payers: &[String]) -> ChainSetup {
 async fn chain_server(c: &ChainSetup, network: &str, seed: u32) -> TestServer {
     let (rpc, token, network) = (c.anvil.rpc.clone(), c.token.clone(), network.to_owned());
     TestServer::start_with(Backend::Sqlite, move |cfg| {
-        cfg.settlement = "chain".to_owned();
+        cfg.settlement = agentline::config::SettlementBackend::Chain;
         cfg.rpc_url = Some(rpc);
         cfg.relayer_key = Some(agentline::config::Secret::new(RELAYER_KEY));
         cfg.network = network;
@@ -745,7 +745,7 @@ async fn settlement_timeout_is_pending_never_failed() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let rpc = format!("http://{}", silent.local_addr().expect("addr"));
     let s = TestServer::start_with(Backend::Sqlite, move |cfg| {
-        cfg.settlement = "chain".to_owned();
+        cfg.settlement = agentline::config::SettlementBackend::Chain;
         cfg.rpc_url = Some(rpc);
         cfg.relayer_key = Some(agentline::config::Secret::new(RELAYER_KEY));
         cfg.network = "eip155:84532".to_owned();
@@ -777,7 +777,7 @@ async fn a_facilitator_settles_v2_and_v1_payments() {
     let facilitator = peers::FacilitatorPeer::start(&chain.anvil.rpc);
     let (url, token) = (facilitator.url.clone(), chain.token.clone());
     let s = TestServer::start_with(Backend::Sqlite, move |cfg| {
-        cfg.settlement = "facilitator".to_owned();
+        cfg.settlement = agentline::config::SettlementBackend::Facilitator;
         cfg.facilitator_url = Some(url);
         cfg.network = "base-sepolia".to_owned();
         cfg.asset = Some(token);

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::refusal::Refusal;
 use super::terms::PaymentTerms;
 use super::verify::VerifiedPayment;
-use crate::BoxFuture;
+use crate::future::BoxFuture;
 use crate::wallet::{Address, Authorization};
 
 sol! {

@@ -21,21 +21,20 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::dispatcher::MAX_ATTEMPTS;
 use super::handoff::{Handed, Handoffs, Taken};
-use super::{BoundedTasks, new_message_id};
+use super::new_message_id;
+use super::tracker_msg::{MAX_ATTEMPTS, TrackerMsg};
 use crate::clock;
 use crate::events::InboxHub;
 use crate::metrics::Metrics;
 use crate::store::{
     InboundInsert, InboundOutcome, InboundPart, MessageWriter, StatusChange, StatusKey, StatusTarget, Store,
 };
+use crate::tasks::TaskSet;
 use crate::telco::{DeliveryReceipt, InboundDisposition, InboundSms, ReceiptState, SmsEvent};
 
-/// Tracker messages queued at most.
-pub const TRACKER_QUEUE: usize = 16_384;
 /// Inbound messages being committed at once, at most.
-const MAX_INBOUND_IN_FLIGHT: u32 = 1024;
+const MAX_INBOUND_IN_FLIGHT: usize = 1024;
 /// Receipts for unknown carrier ids kept at most, and for how long.
 const MAX_PARKED: usize = 100_000;
 const PARK_TTL: Duration = Duration::from_secs(600);
@@ -44,20 +43,6 @@ const MAX_IN_FLIGHT: usize = 1_000_000;
 const IN_FLIGHT_TTL: Duration = Duration::from_secs(3600);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-#[derive(Debug)]
-pub enum TrackerMsg {
-    Acked {
-        id: i64,
-        /// One per receipt to expect; never empty.
-        carrier_ids: Vec<String>,
-        segments: u32,
-        /// This submission's attempt number (1-based).
-        attempt: i64,
-    },
-    /// A receipt whose carrier id matched no row in the table.
-    Unmatched(DeliveryReceipt),
-}
-
 pub(super) struct Tracker {
     pub writer: MessageWriter,
     /// For undoing the claim of a hand-off whose waiter went away.
@@ -65,7 +50,7 @@ pub(super) struct Tracker {
     pub hub: Arc<InboxHub>,
     pub handoffs: Arc<Handoffs>,
     pub metrics: Arc<Metrics>,
-    pub inbound_tasks: BoundedTasks,
+    pub inbound_tasks: TaskSet,
     /// For re-injecting unmatched receipts.
     pub self_tx: mpsc::Sender<TrackerMsg>,
     /// Carrier id of a part in flight -> its message row.
@@ -98,7 +83,7 @@ impl Tracker {
             hub,
             handoffs,
             metrics,
-            inbound_tasks: BoundedTasks::new(MAX_INBOUND_IN_FLIGHT),
+            inbound_tasks: TaskSet::bounded("sms inbound", MAX_INBOUND_IN_FLIGHT),
             self_tx,
             in_flight: HashMap::new(),
             rows: HashMap::new(),
@@ -129,7 +114,7 @@ impl Tracker {
         while let Ok(msg) = msgs.try_recv() {
             self.on_msg(msg).await;
         }
-        self.inbound_tasks.drain().await;
+        self.inbound_tasks.join().await;
     }
 
     async fn on_msg(&mut self, msg: TrackerMsg) {
@@ -200,8 +185,9 @@ impl Tracker {
         let writer = self.writer.clone();
         let back = self.self_tx.clone();
         let metrics = self.metrics.clone();
-        self.inbound_tasks
-            .spawn(async move {
+        let spawned = self
+            .inbound_tasks
+            .spawn_when_room(async move {
                 let change = receipt_change(StatusKey::CarrierId(receipt.carrier_id.clone()), &receipt);
                 match writer.change_status(change).await {
                     Ok(0) => drop(back.send(TrackerMsg::Unmatched(receipt)).await),
@@ -210,6 +196,9 @@ impl Tracker {
                 }
             })
             .await;
+        if let Err(closed) = spawned {
+            tracing::warn!(error = %closed, "receipt not recorded: shutting down");
+        }
     }
 
     /// One part's receipt: the message is delivered when its last part is, failed (or sent
@@ -272,7 +261,9 @@ impl Tracker {
         let handoff = if sms.part.is_none() { self.handoffs.take(sms.to.as_str()) } else { None };
         let inbox = Inbox { writer: self.writer.clone(), store: self.store.clone(), hub: self.hub.clone() };
         let metrics = self.metrics.clone();
-        self.inbound_tasks.spawn(store_inbound(inbox, metrics, sms, handoff)).await;
+        if let Err(closed) = self.inbound_tasks.spawn_when_room(store_inbound(inbox, metrics, sms, handoff)).await {
+            tracing::warn!(error = %closed, "inbound message not committed: shutting down");
+        }
     }
 
     fn sweep(&mut self) {

@@ -13,20 +13,18 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::BoundedTasks;
-use super::delivery::TrackerMsg;
+use super::tracker_msg::{MAX_ATTEMPTS, TrackerMsg};
 use crate::clock;
 use crate::e164::E164;
 use crate::metrics::Metrics;
 use crate::store::{MessageWriter, PendingOutbound, StatusChange, StatusKey, StatusTarget, Store};
+use crate::tasks::TaskSet;
 use crate::telco::{LinkState, OutboundSms, SmsNetwork, SubmitError};
 
 /// Hints queued at most; beyond it the scan picks messages up.
 pub const DISPATCH_QUEUE: usize = 16_384;
 /// Submissions in flight at most.
-pub const MAX_IN_FLIGHT: u32 = 1024;
-/// Submission attempts before a message is `failed`.
-pub const MAX_ATTEMPTS: i64 = 3;
+pub const MAX_IN_FLIGHT: usize = 1024;
 /// Messages per `sending` transaction at most.
 const BATCH: usize = 256;
 const SCAN_INTERVAL: Duration = Duration::from_secs(1);
@@ -41,7 +39,7 @@ pub(super) struct Dispatcher {
     pub network: Arc<dyn SmsNetwork>,
     pub tracker: mpsc::Sender<TrackerMsg>,
     pub metrics: Arc<Metrics>,
-    pub in_flight: BoundedTasks,
+    pub in_flight: TaskSet,
 }
 
 impl Dispatcher {
@@ -68,7 +66,7 @@ impl Dispatcher {
                 _ = shutdown.changed() => break,
             }
         }
-        self.in_flight.drain().await;
+        self.in_flight.join().await;
     }
 
     async fn settle_interrupted(&self) {
@@ -132,7 +130,10 @@ impl Dispatcher {
                 attempt: msg.attempts + 1,
                 msg,
             };
-            self.in_flight.spawn(job.run()).await;
+            if let Err(closed) = self.in_flight.spawn_when_room(job.run()).await {
+                // Only after shutdown: the message stays `sending` and is settled at the next start.
+                tracing::warn!(error = %closed, "submission not started");
+            }
         }
     }
 }

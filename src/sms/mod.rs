@@ -7,11 +7,11 @@
 //! Messages belong to a subscription (`owner`), not to a number, so a number's next owner
 //! never sees the previous owner's messages.
 
-mod bounded_tasks;
 mod delivery;
 mod dispatcher;
 mod handoff;
 pub mod otp;
+mod tracker_msg;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,6 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use bounded_tasks::BoundedTasks;
 use handoff::{Handed, Handoffs};
 
 use crate::clock;
@@ -136,7 +135,7 @@ impl SmsService {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> (Self, SmsTasks) {
-        let (tracker_tx, tracker_rx) = mpsc::channel(delivery::TRACKER_QUEUE);
+        let (tracker_tx, tracker_rx) = mpsc::channel(tracker_msg::TRACKER_QUEUE);
         let handoffs = Arc::new(Handoffs::default());
         let tracker = delivery::Tracker::new(
             writer.clone(),
@@ -158,7 +157,7 @@ impl SmsService {
             network: network.clone(),
             tracker: tracker_tx,
             metrics: metrics.clone(),
-            in_flight: BoundedTasks::new(dispatcher::MAX_IN_FLIGHT),
+            in_flight: crate::tasks::TaskSet::bounded("sms submissions", dispatcher::MAX_IN_FLIGHT),
         };
         let dispatcher_shutdown = shutdown.clone();
         let dispatcher = tokio::spawn(async move {

@@ -94,12 +94,21 @@ pub struct SubscriptionService {
     payments: PaymentsSetup,
     service_name: Arc<str>,
     purchases: purchases::PurchaseQueue,
+    /// The purchase queue's task, joined by [`SubscriptionService::shutdown`].
+    tasks: crate::tasks::TaskSet,
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl SubscriptionService {
     pub fn new(store: Store, config: SubscriptionsConfig, payments: PaymentsSetup, service_name: &str) -> Self {
+        let tasks = crate::tasks::TaskSet::new("purchases");
+        let stop = tokio_util::sync::CancellationToken::new();
+        let purchases = purchases::PurchaseQueue::spawn(store.clone(), &tasks, stop.clone())
+            .expect("invariant: a new task set is open");
         Self {
-            purchases: purchases::PurchaseQueue::spawn(store.clone()),
+            purchases,
+            tasks,
+            stop,
             store,
             config,
             directory: Arc::default(),
@@ -107,6 +116,13 @@ impl SubscriptionService {
             payments,
             service_name: service_name.into(),
         }
+    }
+
+    /// Closes the purchase queue once the purchases already queued are recorded, and joins its
+    /// task. Call it after HTTP stopped: a later purchase fails.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.join().await;
     }
 
     /// The terms a subscription is sold at.

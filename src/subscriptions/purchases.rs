@@ -2,10 +2,16 @@
 //! purchases are waiting (up to [`MAX_BATCH`]) and records them in one transaction, so many
 //! concurrent subscribes share one commit. A batch that fails is retried item by item, so one
 //! bad purchase cannot fail its neighbours.
+//!
+//! The task lives in the subscription service's [`TaskSet`]; [`PurchaseQueue::spawn`]'s `stop`
+//! closes the queue (a later `buy` fails with `WriterStopped`), the purchases already queued
+//! are still recorded, and then the task ends, so the service can join it at shutdown.
 
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 use crate::store::{GrantRequest, NewPayment, Purchase, Store, StoreError, SubscriptionSource};
+use crate::tasks::{Closed, TaskSet};
 
 /// Purchases waiting at most; callers wait (backpressure) beyond it.
 const QUEUE: usize = 4096;
@@ -68,11 +74,12 @@ pub struct PurchaseQueue {
 }
 
 impl PurchaseQueue {
-    /// Starts the writer task; it ends when every handle is dropped, after draining.
-    pub fn spawn(store: Store) -> Self {
+    /// Starts the writer task in `tasks`; it ends once `stop` is cancelled (or every handle is
+    /// dropped), after recording what was queued.
+    pub fn spawn(store: Store, tasks: &TaskSet, stop: CancellationToken) -> Result<Self, Closed> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(store, rx));
-        Self { tx }
+        tasks.spawn(run(store, rx, stop))?;
+        Ok(Self { tx })
     }
 
     pub async fn buy(&self, job: PurchaseJob) -> Result<Purchase, StoreError> {
@@ -82,9 +89,18 @@ impl PurchaseQueue {
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Job>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Job>, stop: CancellationToken) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            job = rx.recv() => job,
+            () = stop.cancelled(), if !rx.is_closed() => {
+                // No new purchase is accepted; those already queued are still recorded.
+                rx.close();
+                continue;
+            }
+        };
+        let Some(first) = first else { break };
         batch.push(first);
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 use crate::e164::E164;
 
-pub use crate::BoxFuture;
+pub use crate::future::BoxFuture;
 
 /// Events queued from a network to the SMS service at most.
 pub const SMS_EVENT_QUEUE: usize = 4096;

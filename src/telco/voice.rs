@@ -11,8 +11,8 @@
 use tokio::sync::mpsc;
 
 use super::LinkState;
-use crate::BoxFuture;
 use crate::e164::E164;
+use crate::future::BoxFuture;
 
 /// Media frames queued per direction at most (1 s of audio); a full queue drops the newest frame.
 pub const MEDIA_QUEUE: usize = 50;

@@ -148,6 +148,8 @@ pub(crate) struct Inner {
     presence: Mutex<HashMap<String, Vec<PresenceSocket>>>,
     next_presence: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Every call task; [`VoiceService::drain`] joins them.
+    call_tasks: crate::tasks::TaskSet,
 }
 
 /// One open presence socket: its id and where its events go.
@@ -247,6 +249,7 @@ impl VoiceService {
             presence: Mutex::new(HashMap::new()),
             next_presence: AtomicU64::new(1),
             shutdown,
+            call_tasks: crate::tasks::TaskSet::new("voice calls"),
         });
         let task = tokio::spawn(take_incoming(inner.clone(), incoming));
         (Self { inner }, task)
@@ -432,11 +435,10 @@ impl VoiceService {
         Ok(CallPage { rows, next })
     }
 
-    /// Waits (bounded by the caller) until every call task has ended.
+    /// Waits (bounded by the caller) until every call task has ended; calls end on the
+    /// shutdown signal. No call starts afterwards.
     pub async fn drain(&self) {
-        while !self.inner.calls.lock().unwrap_or_else(|e| e.into_inner()).is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        self.inner.call_tasks.join().await;
     }
 
     fn spawn_call(&self, setup: CallSetup) {
@@ -491,7 +493,9 @@ fn spawn_call(inner: &Arc<Inner>, s: CallSetup) {
         shutdown: inner.shutdown.clone(),
         sip_agent: s.sip_agent,
     };
-    tokio::spawn(task.run());
+    if let Err(closed) = inner.call_tasks.spawn(task.run()) {
+        tracing::warn!(error = %closed, "call not started: shutting down");
+    }
 }
 
 /// Takes incoming calls: refuses numbers we do not serve (404) and numbers with no presence

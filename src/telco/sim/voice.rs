@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::OnNet;
-use crate::BoxFuture;
 use crate::e164::E164;
+use crate::future::BoxFuture;
 use crate::telco::LinkState;
 use crate::telco::voice::{
     Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, MediaFrame,

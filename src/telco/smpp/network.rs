@@ -26,8 +26,8 @@ use super::deliver::{self, Delivered, Stat};
 use super::pdu::{Address, Body, CommandId, Pdu, SubmitSm, status};
 use super::segments;
 use super::session::{DeliverHandler, Responder, Session, SessionSettings};
-use crate::BoxFuture;
 use crate::e164::E164;
+use crate::future::BoxFuture;
 use crate::telco::{
     DeliveryReceipt, InboundDisposition, InboundSms, LinkState, OutboundSms, ReceiptState, SmsEvent, SmsNetwork,
     SmsPart, SubmitAck, SubmitError,

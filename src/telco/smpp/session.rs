@@ -26,8 +26,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::pdu::{self, Bind, Body, CommandId, Header, Pdu, PduError, status};
-use crate::BoxFuture;
-use crate::config::Secret;
+use crate::future::BoxFuture;
+use crate::secret::Secret;
+use crate::tasks::TaskSet;
 use crate::telco::LinkState;
 
 /// Largest sequence number (§3.2); the next one wraps to 1.
@@ -259,7 +260,9 @@ impl Session {
         let (out, out_rx) = mpsc::channel(self.settings.window * 2 + 64);
         let conn = Arc::new(Conn { out, pending: Mutex::new(HashMap::new()), sequence: AtomicU32::new(1) });
         let (dead_tx, mut dead) = mpsc::channel::<String>(1);
-        let writer_task = tokio::spawn(write_loop(writer, out_rx, dead_tx.clone()));
+        // The connection's own tasks (the writer, enquire_links in flight): they end with it.
+        let tasks = TaskSet::new("smpp connection");
+        tasks.spawn(write_loop(writer, out_rx, dead_tx.clone())).expect("invariant: a new task set is open");
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = Some(conn.clone());
         self.state.send_replace(LinkState::Up);
         tracing::info!(smsc = %self.settings.addr, bind = ?self.settings.bind, "SMPP bound");
@@ -293,7 +296,7 @@ impl Session {
                     let conn = conn.clone();
                     let dead_tx = dead_tx.clone();
                     let timeout = self.settings.response_timeout;
-                    tokio::spawn(async move {
+                    let _ = tasks.spawn(async move {
                         if let Err(err) = send_request(&conn, CommandId::ENQUIRE_LINK, Body::EnquireLink, timeout).await
                             && err != RequestError::ConnectionLost
                         {
@@ -319,7 +322,7 @@ impl Session {
         *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
         // Dropping the senders fails every outstanding request with ConnectionLost.
         conn.pending.lock().unwrap_or_else(|e| e.into_inner()).clear();
-        writer_task.abort();
+        tasks.abort().await;
         reason
     }
 
