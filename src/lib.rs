@@ -17,6 +17,7 @@ pub mod config;
 pub mod e164;
 pub mod error;
 pub mod events;
+pub mod media;
 pub mod metrics;
 pub mod payments;
 pub mod sms;
