@@ -7,9 +7,9 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 
-use agentline::telco::rtp::g711::Law;
-use agentline::voice::media::frame::{FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES};
-use agentline::voice::media::resample::{Downsampler, Upsampler};
+use agentline::media::frame::{FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES};
+use agentline::media::g711::Law;
+use agentline::media::resample::{Downsampler, Upsampler};
 
 fn tone(n: usize) -> Vec<i16> {
     (0..n).map(|i| ((i as f64 * 2.0 * std::f64::consts::PI * 1000.0 / 16_000.0).sin() * 9830.0) as i16).collect()

@@ -8,8 +8,8 @@
 //! | layer    | modules                                                 |
 //! |----------|---------------------------------------------------------|
 //! | leaf     | config, secret, future, clock, e164, error, metrics, tasks, test_rng |
-//! | codecs   | wallet, telco, payments                                 |
 //! | media    | media                                                   |
+//! | codecs   | wallet, telco, payments                                 |
 //! | store    | store, events                                           |
 //! | services | subscriptions, sms, voice                               |
 //! | edge     | api                                                     |
@@ -18,11 +18,11 @@
 //! - leaf: plain types and helpers that import nothing of ours above them: the serde
 //!   [`config`], [`secret::Secret`], [`future::BoxFuture`], the [`clock`], [`e164`] numbers,
 //!   the [`error`] envelope, [`metrics`], and [`tasks::TaskSet`], the one owner of spawned tasks.
+//! - media: [`media`], pure audio (framing, G.711/G.722, resampling, jitter and playout);
+//!   below the codecs because `telco`'s RTP and SDP carry its [`media::Codec`].
 //! - codecs: [`wallet`] (pure Ethereum identity), [`telco`] (the phone network behind traits:
 //!   SMPP, SIP, RTP and [`telco::sim`], the built-in simulator), [`payments`] (x402 wire types,
 //!   pure verification, settlement backends).
-//! - media: pure audio (framing, G.711/G.722, resampling); `telco` moves its codecs here, so
-//!   the layer sits between the codecs and the services and `telco` may import it.
 //! - store: [`store`] (every SQL statement), [`events`] (in-process wake-ups).
 //! - services: [`subscriptions`], [`sms`], [`voice`]: every rule lives in one of them.
 //! - edge: [`api`]: REST, MCP and sockets; one service call per request, no rules.
@@ -38,6 +38,7 @@ pub mod e164;
 pub mod error;
 pub mod events;
 pub mod future;
+pub mod media;
 pub mod metrics;
 pub mod payments;
 pub mod secret;

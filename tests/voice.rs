@@ -6,9 +6,9 @@ mod support;
 
 use std::time::Duration;
 
-use agentline::voice::media::goertzel::{dominant_frequency, goertzel_power};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use support::goertzel::{dominant_frequency, goertzel_power};
 use support::ws::{
     RATE, call_row, connect, dial, event, frames, next_event, refused, send_json, tone, until_closed, ws_url,
 };

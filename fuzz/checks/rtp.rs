@@ -11,8 +11,8 @@
 //! DTMF characters with a duration a 16-bit field allows, and never more digits than packets
 //! carrying a digit event.
 
+use agentline::media::g722::G722Decoder;
 use agentline::telco::rtp::dtmf::{CLOCK_RATE, Detected, DtmfReceiver};
-use agentline::telco::rtp::g722::G722Decoder;
 use agentline::telco::rtp::packet::{Rtp, TELEPHONE_EVENT_LEN, TelephoneEvent};
 
 pub fn check(data: &[u8]) {

@@ -2,13 +2,38 @@
 //! when every character is in the default alphabet or its extension table (extension
 //! characters cost two septets), UCS-2 otherwise. Concatenated messages carry a 6-byte UDH,
 //! leaving 153 septets or 67 UTF-16 units per part; a part never ends between an escape and
-//! its character, nor inside a surrogate pair. Pure.
+//! its character, nor inside a surrogate pair. Owns the GSM-7 alphabet, the one table
+//! `smpp::gsm7` codes octets with. Pure.
 
-/// The GSM 03.38 default alphabet, in code-point order (0x1B, the escape, excluded).
-const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞ\u{1b}ÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?\
-¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà";
-/// Characters reached through the escape (two septets each).
-const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
+/// The GSM 03.38 default alphabet by septet value, 0x00..=0x7F (0x1B is the escape, never a
+/// character). The one copy of the table: `smpp::gsm7` encodes and decodes octets with it.
+pub const GSM7_BASIC: [char; 128] = [
+    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
+    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
+    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
+    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
+    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
+    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
+    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
+];
+
+/// The extension table, reached through the escape (two septets each): (code after ESC, character).
+pub const GSM7_EXTENSION: [(u8, char); 10] = [
+    (0x0A, '\u{c}'),
+    (0x14, '^'),
+    (0x28, '{'),
+    (0x29, '}'),
+    (0x2F, '\\'),
+    (0x3C, '['),
+    (0x3D, '~'),
+    (0x3E, ']'),
+    (0x40, '|'),
+    (0x65, '€'),
+];
+
+/// The escape septet that introduces an extension character.
+pub const GSM7_ESCAPE: u8 = 0x1B;
 
 pub const GSM7_SINGLE_SEPTETS: usize = 160;
 pub const GSM7_PART_SEPTETS: usize = 153;
@@ -21,15 +46,19 @@ pub enum SmsEncoding {
     Ucs2,
 }
 
+/// The septets of one character: one, or the escape and its code; `None` if not in GSM-7.
+pub fn gsm7_encode_char(c: char) -> Option<([u8; 2], usize)> {
+    if c != '\u{1b}'
+        && let Some(i) = GSM7_BASIC.iter().position(|&b| b == c)
+    {
+        return Some(([i as u8, 0], 1));
+    }
+    GSM7_EXTENSION.iter().find(|(_, e)| *e == c).map(|(code, _)| ([GSM7_ESCAPE, *code], 2))
+}
+
 /// Septets a character takes in GSM-7, or `None` if it is not representable.
 pub fn gsm7_septets(c: char) -> Option<usize> {
-    if c != '\u{1b}' && GSM7_BASIC.contains(c) {
-        Some(1)
-    } else if GSM7_EXTENSION.contains(c) {
-        Some(2)
-    } else {
-        None
-    }
+    gsm7_encode_char(c).map(|(_, n)| n)
 }
 
 /// The encoding a text is sent in and how many parts it takes.

@@ -21,38 +21,16 @@ pub const EVENT_QUEUE: usize = 32;
 /// Octets of one 20 ms G.711 frame at 8 kHz.
 pub const G711_FRAME: usize = 160;
 
-/// The audio codec a leg carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    /// G.711 µ-law, 8 kHz.
-    Pcmu,
-    /// G.711 A-law, 8 kHz.
-    Pcma,
-    /// G.722, 16 kHz audio in the same 160 octets per 20 ms (RTP clock 8000).
-    G722,
-}
+/// The audio codec a leg carries (one type with SDP's and the media pipeline's).
+pub use crate::media::Codec;
 
-impl Codec {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-            Self::G722 => "G722",
-        }
-    }
-
-    /// The audio sample rate (not the RTP clock, which is 8000 for all three).
-    pub fn sample_rate(self) -> u32 {
-        match self {
-            Self::Pcmu | Self::Pcma => 8000,
-            Self::G722 => 16_000,
-        }
-    }
-}
-
-/// One 20 ms frame of encoded audio, with the RTP sequence number and timestamp it travels with.
+/// One 20 ms frame of encoded audio, with the RTP header fields it travels with: the stream's
+/// SSRC (a new one mid-call is a new stream: the receiver's jitter buffer restarts), sequence
+/// number and timestamp. Outbound, the call numbers frames with one [`crate::telco::rtp::stream::RtpStream`]
+/// per leg and the RTP session sends them as numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaFrame {
+    pub ssrc: u32,
     pub seq: u16,
     pub timestamp: u32,
     pub payload: [u8; G711_FRAME],

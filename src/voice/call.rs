@@ -19,17 +19,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::ending::{EndReason, Ending, FinalState, StreamClose};
-use super::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
-use super::media::jitter::{JitterBuffer, JitterConfig, Pop};
-use super::media::playout::PlayoutBuffer;
-use super::media::recorder::{Recorder, RecordingLayout};
-use super::media::resample::{Downsampler, Upsampler};
+use super::recorder::{Recorder, RecordingLayout};
 use super::{Inner, presence_event};
 use crate::clock;
+use crate::media::Codec;
+use crate::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
+use crate::media::g711::Law;
+use crate::media::g722::{G722Decoder, G722Encoder};
+use crate::media::jitter::{JitterBuffer, JitterConfig, Pop};
+use crate::media::playout::PlayoutBuffer;
+use crate::media::resample::{Downsampler, Upsampler};
 use crate::store::CallWrite;
-use crate::telco::rtp::g711::Law;
-use crate::telco::rtp::g722::{G722Decoder, G722Encoder};
-use crate::telco::voice::{Codec, G711_FRAME, HangupCause, Leg, LegCommand, LegEvent, MediaFrame, Refusal};
+use crate::telco::rtp::stream::RtpStream;
+use crate::telco::voice::{G711_FRAME, HangupCause, Leg, LegCommand, LegEvent, MediaFrame, Refusal};
 
 /// Longest mark name accepted.
 const MAX_MARK_NAME: usize = 128;
@@ -125,8 +127,8 @@ struct LegMedia {
     jitter_target: usize,
     up: Upsampler,
     down: Downsampler,
-    seq: u16,
-    timestamp: u32,
+    /// Our outgoing stream towards the leg: its SSRC, sequence numbers and timestamps, kept once.
+    stream: RtpStream,
     narrow: [i16; NARROWBAND_FRAME_SAMPLES],
     /// The leg's audio of this tick at 16 kHz (silence when nothing arrived).
     wide: [i16; FRAME_SAMPLES],
@@ -134,17 +136,20 @@ struct LegMedia {
 
 impl LegMedia {
     fn new(leg: &Leg) -> Self {
-        let jitter_target = leg.jitter_frames.clamp(1, 8);
+        Self::with(leg.codec, leg.jitter_frames, RtpStream::random())
+    }
+
+    fn with(codec: Codec, jitter_frames: usize, stream: RtpStream) -> Self {
+        let jitter_target = jitter_frames.clamp(1, 8);
         Self {
-            coder: Coder::new(leg.codec),
+            coder: Coder::new(codec),
             jitter: JitterBuffer::new(JitterConfig { target_depth: jitter_target }).unwrap_or_else(|_| {
                 JitterBuffer::new(JitterConfig::default()).expect("invariant: default depth is valid")
             }),
             jitter_target,
             up: Upsampler::new(),
             down: Downsampler::new(),
-            seq: rand::random(),
-            timestamp: rand::random(),
+            stream,
             narrow: [0; NARROWBAND_FRAME_SAMPLES],
             wide: [0; FRAME_SAMPLES],
         }
@@ -152,10 +157,12 @@ impl LegMedia {
 
     /// Takes the frames that arrived and decodes this tick's into `wide`. A burst (the far end
     /// catching up after a stall) must not become permanent delay: at most two frames beyond the
-    /// target depth are kept, the oldest dropped; returns how many were.
+    /// target depth are kept, the oldest dropped; returns how many were. Frames carry their
+    /// stream's SSRC, so a new stream mid-call (a transfer, a media server taking over) restarts
+    /// the jitter buffer instead of waiting behind the old stream's sequence numbers.
     fn receive(&mut self, media_in: &mut mpsc::Receiver<MediaFrame>) -> usize {
         while let Ok(f) = media_in.try_recv() {
-            self.jitter.insert(0, f.seq, f.timestamp, &f.payload);
+            self.jitter.insert(f.ssrc, f.seq, f.timestamp, &f.payload);
         }
         let mut shed = 0;
         while self.jitter.depth() > self.jitter_target + 2 {
@@ -199,10 +206,9 @@ impl LegMedia {
                 enc.encode(pcm, &mut payload);
             }
         }
-        let frame = MediaFrame { seq: self.seq, timestamp: self.timestamp, payload };
-        self.seq = self.seq.wrapping_add(1);
-        self.timestamp = self.timestamp.wrapping_add(NARROWBAND_FRAME_SAMPLES as u32);
-        frame
+        // 160 RTP clock units per 20 ms, G.722 included (its RTP clock is 8000 Hz too).
+        let stamp = self.stream.next_packet(NARROWBAND_FRAME_SAMPLES as u32);
+        MediaFrame { ssrc: stamp.ssrc, seq: stamp.sequence_number, timestamp: stamp.timestamp, payload }
     }
 }
 
@@ -381,7 +387,7 @@ impl CallTask {
             Direction::Outbound => (&self.number, &self.peer),
             Direction::Inbound => (&self.peer, &self.number),
         };
-        let codec = json!({"codec": self.leg.codec.name(), "sample_rate": self.leg.codec.sample_rate()});
+        let codec = json!({"codec": self.leg.codec.name(), "sample_rate": self.leg.codec.sample_rate_hz()});
         let answering = self.direction == Direction::Inbound && self.state != State::InProgress;
         let state = if answering { State::InProgress } else { self.state };
         let connected = json!({
@@ -454,7 +460,8 @@ impl CallTask {
             LegEvent::CodecChanged(codec) => {
                 m.net.coder = Coder::new(codec);
                 self.leg.codec = codec;
-                say(json!({"event": "upstream", "codec": codec.name(), "sample_rate": codec.sample_rate()}).to_string());
+                say(json!({"event": "upstream", "codec": codec.name(), "sample_rate": codec.sample_rate_hz()})
+                    .to_string());
             }
             LegEvent::Hangup { cause, sip_code } => {
                 let ending = match (self.state, cause) {
@@ -689,4 +696,64 @@ enum AgentInput {
     HangupAsked,
     /// The agent closed its socket: that is a hang-up.
     Closed,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20 ms of a 500 Hz tone at 8 kHz in µ-law.
+    fn tone_frame() -> [u8; G711_FRAME] {
+        let samples: [i16; NARROWBAND_FRAME_SAMPLES] =
+            std::array::from_fn(|i| (8000.0 * (2.0 * std::f64::consts::PI * 500.0 * i as f64 / 8000.0).sin()) as i16);
+        let mut codes = [0u8; G711_FRAME];
+        Law::Ulaw.encode(&samples, &mut codes);
+        codes
+    }
+
+    fn energy(samples: &[i16]) -> i64 {
+        samples.iter().map(|&s| i64::from(s).pow(2)).sum()
+    }
+
+    /// A far end whose stream changes mid-call (new SSRC, its sequence numbers just behind the old
+    /// stream's, which the old stream's numbering would call late) is heard at once: the leg's
+    /// jitter buffer restarts on the new SSRC instead of dropping its packets as late.
+    #[test]
+    fn a_new_ssrc_mid_call_restarts_the_jitter_buffer() {
+        let mut leg = LegMedia::with(Codec::Pcmu, 1, RtpStream::new(1, 0, 0));
+        let (tx, mut rx) = mpsc::channel(8);
+        // The old stream: silence, seq 1000.., played one per tick.
+        for i in 0..5u16 {
+            let frame = MediaFrame { ssrc: 0xAAAA, seq: 1000 + i, timestamp: 160 * u32::from(i), payload: [0xFF; 160] };
+            tx.try_send(frame).expect("queued");
+            leg.receive(&mut rx);
+            assert_eq!(energy(&leg.wide), 0, "silence while the old stream plays");
+        }
+        // The new stream: a tone, seq 990.. (behind the old stream's 1004), another SSRC.
+        let mut heard = 0;
+        for i in 0..3u16 {
+            let frame = MediaFrame {
+                ssrc: 0xBBBB,
+                seq: 990 + i,
+                timestamp: 90_000 + 160 * u32::from(i),
+                payload: tone_frame(),
+            };
+            tx.try_send(frame).expect("queued");
+            leg.receive(&mut rx);
+            heard += energy(&leg.wide);
+        }
+        assert!(heard > 0, "the new stream's first packets are played, not dropped as late");
+        let stats = leg.jitter.stats();
+        assert_eq!((stats.resets, stats.late), (1, 0), "{stats:?}");
+    }
+
+    #[test]
+    fn outgoing_frames_are_numbered_by_the_legs_stream() {
+        let mut leg = LegMedia::with(Codec::Pcma, 1, RtpStream::new(0x1234, u16::MAX, 8000));
+        let silence = [0i16; FRAME_SAMPLES];
+        let first = leg.encode(&silence);
+        let second = leg.encode(&silence);
+        assert_eq!((first.ssrc, first.seq, first.timestamp), (0x1234, u16::MAX, 8000));
+        assert_eq!((second.ssrc, second.seq, second.timestamp), (0x1234, 0, 8160));
+    }
 }

@@ -1,5 +1,5 @@
 //! Voice: calls, their state machine and records, the presence hub, and each call's media
-//! pipeline ([`media`]).
+//! pipeline (built from [`crate::media`]; [`recorder`] writes it to disk).
 //!
 //! [`VoiceService`] places calls (`dial`), takes incoming ones from the network, rings the
 //! number's presence sockets, and runs one [`call`] task per call. The database holds the rule
@@ -8,7 +8,7 @@
 
 pub mod call;
 pub mod ending;
-pub mod media;
+pub mod recorder;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

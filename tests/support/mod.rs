@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod goertzel;
 pub mod peers;
 pub mod sip;
 pub mod ws;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 #[allow(unused_imports)] // for the tests that use them
-pub use agentline::voice::media::goertzel::{dominant_frequency, goertzel_level_db, goertzel_power};
+pub use super::goertzel::{dominant_frequency, goertzel_level_db, goertzel_power};
 
 /// `tests/peers/sip`: the scenarios and scripts.
 pub fn sip_dir() -> PathBuf {
@@ -135,7 +135,7 @@ pub fn sine(frequency_hz: f64, sample_rate_hz: u32, secs: f64, amplitude: f64) -
 pub fn write_ulaw_tone(path: &Path, frequency_hz: f64, secs: f64, amplitude: f64) {
     let samples = sine(frequency_hz, 8000, secs, amplitude);
     let mut codes = vec![0u8; samples.len()];
-    let n = agentline::telco::rtp::g711::encode_ulaw(&samples, &mut codes);
+    let n = agentline::media::g711::encode_ulaw(&samples, &mut codes);
     std::fs::write(path, &codes[..n]).expect("write µ-law tone");
 }
 
@@ -479,7 +479,7 @@ impl SippBuilder {
     pub fn tone(self, frequency_hz: f64, secs: f64) -> Self {
         let samples = sine(frequency_hz, 8000, secs, 0.5);
         let mut codes = vec![0u8; samples.len()];
-        agentline::telco::rtp::g711::encode_ulaw(&samples, &mut codes);
+        agentline::media::g711::encode_ulaw(&samples, &mut codes);
         self.tone_ulaw(codes)
     }
 

@@ -1,12 +1,16 @@
-//! One call's RTP media session: the UDP socket, our SSRC, sequence numbers and timestamps, and
-//! the translation between RTP packets and the leg's [`MediaFrame`]s.
+//! One call's RTP media session: the UDP socket, and the translation between RTP packets and the
+//! leg's [`MediaFrame`]s.
 //!
-//! - In: packets of the negotiated audio payload type become frames for the call's jitter
-//!   buffer (which reorders and conceals; this task does neither); RFC 4733 telephone-events
+//! - In: packets of the negotiated audio payload type become frames, with their SSRC, for the
+//!   call's jitter buffer (which reorders and conceals; this task does neither); RFC 4733 telephone-events
 //!   become [`LegEvent::Dtmf`], once per event; comfort noise and unknown types are dropped.
 //! - Out: every frame the call task sends (one per 20 ms tick of its monotonic clock, silence
 //!   included, so the far end hears comfort silence rather than nothing) goes out as one packet;
-//!   while a DTMF digit is being sent its telephone-event packets take the audio's place.
+//!   while a DTMF digit is being sent its telephone-event packets take the audio's place. The
+//!   SSRC, sequence number and timestamp are the frame's: the call numbers its frames with one
+//!   [`super::stream::RtpStream`], so the stream is numbered in one place. A frame not sent (no
+//!   far end yet, or held) gives its sequence number back, so the far end sees no loss (RFC 3550
+//!   §5.1: one per packet sent), while the timestamp keeps following the clock.
 //! - Symmetric RTP (RFC 4961): we send from the port we receive on, and latch to the source of
 //!   the first valid packet after each (re)negotiation, so a far end behind NAT is reached where
 //!   its packets come from rather than where its SDP says.
@@ -58,7 +62,7 @@ pub struct MediaChannels {
     pub events: mpsc::Sender<LegEvent>,
     /// The far end's address and formats; updated on re-INVITE.
     pub remote: watch::Receiver<Option<RemoteMedia>>,
-    /// Digits to send.
+    /// Digits to send; taken on the next frame from the call.
     pub dtmf: mpsc::Receiver<char>,
 }
 
@@ -67,9 +71,8 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
     let mut stats = MediaStats::default();
     let mut buf = [0u8; MAX_PACKET];
     let mut out = [0u8; MAX_PACKET];
-    let ssrc: u32 = rand::random();
-    let mut seq: u16 = rand::random();
-    let mut timestamp: u32 = rand::random();
+    // Frames numbered by the call but not sent: subtracted from the sequence numbers that follow.
+    let mut unsent: u16 = 0;
     let mut remote = *ch.remote.borrow_and_update();
     // Where packets go: the SDP address until a packet from the far end says otherwise.
     let mut send_to = remote.map(|r| r.addr);
@@ -115,7 +118,12 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
                     }
                     let mut payload = [0u8; G711_FRAME];
                     payload.copy_from_slice(packet.payload);
-                    let frame = MediaFrame { seq: packet.sequence_number, timestamp: packet.timestamp, payload };
+                    let frame = MediaFrame {
+                        ssrc: packet.ssrc,
+                        seq: packet.sequence_number,
+                        timestamp: packet.timestamp,
+                        payload,
+                    };
                     if ch.to_call.try_send(frame).is_err() {
                         stats.dropped_in += 1;
                     }
@@ -136,39 +144,39 @@ pub async fn run(socket: UdpSocket, mut ch: MediaChannels) -> MediaStats {
                 if let Some(d) = receiver.poll(ms_since(epoch)) {
                     let _ = ch.events.try_send(LegEvent::Dtmf { digit: d.digit, duration_ms: d.duration_ms });
                 }
-                let Some(r) = remote else { continue };
-                let Some(to) = send_to else { continue };
+                // Digits asked for since the last tick start here: the event's timestamp is where
+                // this tick's audio is (RFC 4733 §2.5.1.2).
+                while let Ok(digit) = ch.dtmf.try_recv() {
+                    let _ = sender.start(digit, frame.timestamp);
+                }
+                let (Some(r), Some(to)) = (remote, send_to) else {
+                    unsent = unsent.wrapping_add(1);
+                    continue;
+                };
                 if !r.send {
-                    timestamp = timestamp.wrapping_add(G711_FRAME as u32);
+                    unsent = unsent.wrapping_add(1);
                     continue;
                 }
+                let seq = frame.seq.wrapping_sub(unsent);
                 let written = match (r.telephone_event_pt, sender.next_packet()) {
                     (Some(te), Some((marker, event_ts, payload))) => {
-                        let mut p = Rtp::new(te, seq, event_ts, ssrc, &payload);
+                        let mut p = Rtp::new(te, seq, event_ts, frame.ssrc, &payload);
                         p.marker = marker;
                         p.write_to(&mut out)
                     }
                     _ => {
-                        let mut p = Rtp::new(r.payload_type, seq, timestamp, ssrc, &frame.payload);
+                        let mut p = Rtp::new(r.payload_type, seq, frame.timestamp, frame.ssrc, &frame.payload);
                         p.marker = first_packet;
                         p.write_to(&mut out)
                     }
                 };
                 first_packet = false;
-                seq = seq.wrapping_add(1);
-                timestamp = timestamp.wrapping_add(G711_FRAME as u32);
                 // A UDP send completes at once; awaiting only covers a socket whose writability
                 // the runtime has not seen yet (just bound) or a full send buffer.
                 if let Ok(n) = written
                     && socket.send_to(&out[..n], to).await.is_ok()
                 {
                     stats.packets_out += 1;
-                }
-            }
-            digit = ch.dtmf.recv() => {
-                if let Some(digit) = digit {
-                    // The event's timestamp is where the audio would have been (RFC 4733 §2.5.1.2).
-                    let _ = sender.start(digit, timestamp);
                 }
             }
             changed = ch.remote.changed() => {
@@ -210,6 +218,7 @@ pub fn bind_in_range(ip: std::net::IpAddr, low: u16, high: u16, start: u32) -> s
 mod tests {
     use super::*;
     use crate::telco::rtp::packet::TELEPHONE_EVENT_LEN;
+    use crate::telco::rtp::stream::RtpStream;
     use std::time::Duration;
 
     struct Running {
@@ -234,8 +243,15 @@ mod tests {
         Running { local, to_session, from_session, events, _remote: remote_tx, dtmf }
     }
 
-    fn frame(fill: u8) -> MediaFrame {
-        MediaFrame { seq: 0, timestamp: 0, payload: [fill; G711_FRAME] }
+    /// The call's next frame of `stream`, filled with `fill`.
+    fn frame(stream: &mut RtpStream, fill: u8) -> MediaFrame {
+        let stamp = stream.next_packet(G711_FRAME as u32);
+        MediaFrame {
+            ssrc: stamp.ssrc,
+            seq: stamp.sequence_number,
+            timestamp: stamp.timestamp,
+            payload: [fill; G711_FRAME],
+        }
     }
 
     async fn recv(socket: &UdpSocket) -> Vec<u8> {
@@ -258,17 +274,19 @@ mod tests {
             send: true,
         };
         let mut s = start(Some(remote)).await;
-        s.to_session.send(frame(0x55)).await.expect("send");
+        let mut stream = RtpStream::new(0x5EED_0001, 65_535, 4000);
+        s.to_session.send(frame(&mut stream, 0x55)).await.expect("send");
         let first = recv(&sdp_peer).await;
         let p = Rtp::parse(&first).expect("rtp");
         assert_eq!((p.payload_type, p.marker, p.payload), (8, true, &[0x55u8; G711_FRAME][..]));
+        assert_eq!((p.ssrc, p.sequence_number, p.timestamp), (0x5EED_0001, 65_535, 4000), "as the call numbered it");
         // The far end's packets come from elsewhere (NAT): they reach the call, and we answer there.
         let mut out = [0u8; MAX_PACKET];
         let n = Rtp::new(8, 7, 1600, 42, &[0x11; G711_FRAME]).write_to(&mut out).expect("write");
         nat_peer.send_to(&out[..n], s.local).await.expect("send");
         let got = tokio::time::timeout(Duration::from_secs(2), s.from_session.recv()).await.expect("in time");
         assert_eq!(got.map(|f| (f.seq, f.timestamp, f.payload[0])), Some((7, 1600, 0x11)));
-        s.to_session.send(frame(0x66)).await.expect("send");
+        s.to_session.send(frame(&mut stream, 0x66)).await.expect("send");
         let second = recv(&nat_peer).await;
         let q = Rtp::parse(&second).expect("rtp");
         assert_eq!((q.sequence_number, q.timestamp), (p.sequence_number.wrapping_add(1), p.timestamp + 160));
@@ -299,6 +317,7 @@ mod tests {
             send: true,
         };
         let mut s = start(Some(remote)).await;
+        let mut stream = RtpStream::random();
         // In: an event of digit 5 whose end packet comes three times.
         let mut out = [0u8; MAX_PACKET];
         for (i, (end, duration)) in
@@ -314,7 +333,7 @@ mod tests {
         s.dtmf.send('#').await.expect("send");
         let mut events = Vec::new();
         for _ in 0..8 {
-            s.to_session.send(frame(0xFF)).await.expect("send");
+            s.to_session.send(frame(&mut stream, 0xFF)).await.expect("send");
             let bytes = recv(&peer).await;
             let p = Rtp::parse(&bytes).expect("rtp");
             if p.payload_type == 101 {
@@ -326,5 +345,36 @@ mod tests {
         assert!(events.iter().all(|e| e.event == 11), "#");
         assert_eq!(events.iter().filter(|e| e.end).count().min(3), 3, "the end packet three times");
         assert!(s.events.try_recv().is_err(), "the duplicated end packets were reported once");
+    }
+
+    #[tokio::test]
+    async fn frames_held_back_give_their_sequence_numbers_back() {
+        let peer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let remote = RemoteMedia {
+            addr: peer.local_addr().expect("addr"),
+            payload_type: 0,
+            telephone_event_pt: None,
+            send: true,
+        };
+        let s = start(Some(remote)).await;
+        let mut stream = RtpStream::new(7, 100, 16_000);
+        s.to_session.send(frame(&mut stream, 1)).await.expect("send");
+        let before = recv(&peer).await;
+        // The far end holds the call for three ticks: nothing is sent, the clock goes on.
+        s._remote.send_replace(Some(RemoteMedia { send: false, ..remote }));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        for _ in 0..3 {
+            s.to_session.send(frame(&mut stream, 2)).await.expect("send");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s._remote.send_replace(Some(remote));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.to_session.send(frame(&mut stream, 3)).await.expect("send");
+        let after = recv(&peer).await;
+        let (p, q) = (Rtp::parse(&before).expect("rtp"), Rtp::parse(&after).expect("rtp"));
+        assert_eq!(q.payload[0], 3, "the held frames were not sent");
+        assert_eq!(q.sequence_number, p.sequence_number.wrapping_add(1), "no gap in the sequence");
+        assert_eq!(q.timestamp, p.timestamp + 4 * 160, "the timestamp followed the clock");
+        assert_eq!(q.ssrc, 7);
     }
 }

@@ -675,48 +675,16 @@ fn parse_media(value: &str) -> Option<Media> {
     })
 }
 
-/// An audio codec the bridge speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// G.711 µ-law, PT 0.
-    Pcmu,
-    /// G.711 A-law, PT 8.
-    Pcma,
-    /// G.722, PT 9: 16 kHz audio on an 8000 Hz RTP clock (RFC 3551 §4.5.2).
-    G722,
+/// An audio codec the bridge speaks: one type for SDP, the network leg and the media pipeline.
+pub use crate::media::Codec;
+
+/// What SDP needs of a [`Codec`] beyond its names and numbers: matching and writing `a=rtpmap`.
+trait CodecRtpMap {
+    fn matches(self, map: &RtpMap) -> bool;
+    fn rtpmap(self, payload_type: u8) -> RtpMap;
 }
 
-impl Codec {
-    pub const fn static_payload_type(self) -> u8 {
-        match self {
-            Self::Pcmu => 0,
-            Self::Pcma => 8,
-            Self::G722 => 9,
-        }
-    }
-
-    pub const fn encoding_name(self) -> &'static str {
-        match self {
-            Self::Pcmu => "PCMU",
-            Self::Pcma => "PCMA",
-            Self::G722 => "G722",
-        }
-    }
-
-    /// The RTP timestamp rate: 8000 for all three, G.722 included (a historical error kept
-    /// by RFC 3551 for compatibility).
-    pub const fn clock_rate_hz(self) -> u32 {
-        RTP_CLOCK_RATE_HZ
-    }
-
-    /// The audio sample rate: 16000 for G.722, 8000 for G.711.
-    pub const fn sample_rate_hz(self) -> u32 {
-        match self {
-            Self::Pcmu | Self::Pcma => 8000,
-            Self::G722 => 16000,
-        }
-    }
-
+impl CodecRtpMap for Codec {
     fn matches(self, map: &RtpMap) -> bool {
         map.encoding.eq_ignore_ascii_case(self.encoding_name())
             && map.clock_rate_hz == RTP_CLOCK_RATE_HZ

@@ -1,49 +1,18 @@
 //! Text <-> SMPP `short_message` octets for the three codings an ESME meets (3GPP TS 23.038):
 //! GSM 7-bit default alphabet sent unpacked (one septet per octet, `data_coding` 0x00, the
 //! usual SMPP form), Latin-1 (0x03) and UCS-2 big-endian (0x08). Extension characters travel
-//! as ESC (0x1B) + code. Pure; decoding never fails: an unmappable code becomes U+FFFD.
+//! as ESC (0x1B) + code. The alphabet is `sms_encoding`'s table, the one that plans segments,
+//! so what is planned as GSM-7 is what encodes as GSM-7. Pure; decoding never fails: an
+//! unmappable code becomes U+FFFD.
 
-/// The default alphabet by septet value, 0x00..=0x7F (0x1B is ESC, never a character).
-const BASIC: [char; 128] = [
-    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
-    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
-    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
-    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
-    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
-    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
-    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
-];
-
-/// The extension table: (code after ESC, character).
-const EXTENSION: [(u8, char); 10] = [
-    (0x0A, '\u{c}'),
-    (0x14, '^'),
-    (0x28, '{'),
-    (0x29, '}'),
-    (0x2F, '\\'),
-    (0x3C, '['),
-    (0x3D, '~'),
-    (0x3E, ']'),
-    (0x40, '|'),
-    (0x65, '€'),
-];
-
-const ESC: u8 = 0x1B;
+use crate::telco::sms_encoding::{GSM7_BASIC as BASIC, GSM7_ESCAPE as ESC, GSM7_EXTENSION as EXTENSION};
 
 pub const DATA_CODING_DEFAULT: u8 = 0x00;
 pub const DATA_CODING_LATIN1: u8 = 0x03;
 pub const DATA_CODING_UCS2: u8 = 0x08;
 
 /// The septets of one character: one, or ESC + code; `None` if not in GSM-7.
-pub fn encode_char(c: char) -> Option<([u8; 2], usize)> {
-    if c != '\u{1b}'
-        && let Some(i) = BASIC.iter().position(|&b| b == c)
-    {
-        return Some(([i as u8, 0], 1));
-    }
-    EXTENSION.iter().find(|(_, e)| *e == c).map(|(code, _)| ([ESC, *code], 2))
-}
+pub use crate::telco::sms_encoding::gsm7_encode_char as encode_char;
 
 /// The whole text as unpacked septets, or `None` if any character needs UCS-2.
 pub fn encode(text: &str) -> Option<Vec<u8>> {

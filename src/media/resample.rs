@@ -130,8 +130,8 @@ impl std::fmt::Debug for Downsampler {
 
 #[cfg(test)]
 mod tests {
-    use super::super::goertzel::{goertzel_level_db, goertzel_power};
     use super::*;
+    use crate::media::goertzel::{goertzel_level_db, goertzel_power};
     use std::f64::consts::PI;
 
     fn tone(frequency_hz: f64, sample_rate_hz: u32, amplitude: f64, len: usize) -> Vec<i16> {

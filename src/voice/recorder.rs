@@ -20,7 +20,7 @@ use std::thread::{self, JoinHandle};
 
 use hound::{SampleFormat, WavSpec, WavWriter};
 
-use super::frame::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
+use crate::media::frame::{FRAME_SAMPLES, SAMPLE_RATE_HZ};
 
 /// Frames the queue holds: 2 s of audio, 1284 octets each (~128 KiB per call), before frames drop.
 pub const QUEUE_FRAMES: usize = 100;

@@ -361,8 +361,8 @@ impl G722Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::goertzel::{dominant_frequency, goertzel_level_db};
     use crate::test_rng::XorShift;
-    use crate::voice::media::goertzel::{dominant_frequency, goertzel_level_db};
     use std::f64::consts::PI;
 
     fn tone(frequency_hz: f64, amplitude: f64, len: usize) -> Vec<i16> {
