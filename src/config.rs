@@ -197,7 +197,11 @@ pub fn parse_codecs(text: &str) -> Result<Vec<crate::telco::sip::sdp::Codec>, St
 
 /// Parses a comma-separated list of CIDRs (`203.0.113.0/24, 198.51.100.7`); empty is none.
 pub fn parse_networks(text: &str) -> Result<Vec<crate::telco::sip::ua::Cidr>, String> {
-    text.split(',').map(str::trim).filter(|t| !t.is_empty()).map(crate::telco::sip::ua::Cidr::parse).collect()
+    text.split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| crate::telco::sip::ua::Cidr::parse(t).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// Parses `LOW-HIGH` into an inclusive port range of at least two ports.

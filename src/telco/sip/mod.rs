@@ -18,6 +18,7 @@
 //! user agent: dialogs, registration, session timers, the `VoiceNetwork` over the trunk).
 
 pub mod digest;
+pub mod endpoint_policy;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

@@ -215,20 +215,11 @@ impl VoiceNetwork for SipNetwork {
 
     fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
         Box::pin(async move {
-            let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await?;
-            // On loopback/private networks (tests, a PBX next to us) the carrier and the agent may
-            // share an address: there only the exact signalling address is refused.
-            let shared_host = self.allow_private_endpoints && !is_public(peer.addr.ip());
-            let is_carrier = if shared_host {
-                self.carrier.trunk.iter().any(|ip| SocketAddr::new(*ip, self.carrier_port()) == peer.addr)
-            } else {
-                self.carrier.contains(peer.addr.ip())
-            };
-            if is_carrier || peer.addr == self.public || peer.addr == self.local {
-                return Err(DialError::BadTarget(
-                    "the SIP URI points at the carrier or at this service; dial phone numbers with `to`".to_owned(),
-                ));
-            }
+            let refused = |e: EndpointError| DialError::BadTarget(e.to_string());
+            let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await.map_err(refused)?;
+            self.carrier
+                .refuses(peer.addr, self.carrier_port(), &[self.public, self.local], self.allow_private_endpoints)
+                .map_err(refused)?;
             let (reply, answer) = oneshot::channel();
             self.commands
                 .send(Command::DialUri { from, uri, peer, reply })
@@ -243,101 +234,15 @@ impl VoiceNetwork for SipNetwork {
     }
 }
 
-/// Checks an agent's SIP URI and resolves where to send its INVITE. Refused: other schemes,
-/// TLS (not supported yet), user-less or malformed URIs, and, unless allowed, addresses that
-/// are not public (loopback, private, link-local, CGNAT, multicast): an agent must not be able
-/// to make the server call into its own network.
-pub async fn resolve_endpoint(text: &str, allow_private: bool) -> Result<(Uri, Peer), DialError> {
-    let bad = |why: &str| DialError::BadTarget(why.to_owned());
-    let uri = check_endpoint_uri(text).map_err(|why| bad(&why))?;
-    let transport = match uri.transport().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("udp") => Kind::Udp,
-        Some("tcp") => Kind::Tcp,
-        Some(_) => return Err(bad("the SIP URI's transport must be udp or tcp (TLS is not supported yet)")),
-    };
-    let host = uri.host.trim_start_matches('[').trim_end_matches(']').to_owned();
-    let port = uri.port.unwrap_or(5060);
-    let addrs = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port)))
-        .await
-        .map_err(|_| bad("the SIP URI's host did not resolve in time"))?
-        .map_err(|_| bad("the SIP URI's host does not resolve"))?;
-    let mut refused = false;
-    for addr in addrs {
-        if allow_private || is_public(addr.ip()) {
-            return Ok((uri, Peer { addr, transport }));
-        }
-        refused = true;
-    }
-    Err(bad(if refused { "the SIP URI's host is not a public address" } else { "the SIP URI's host does not resolve" }))
-}
+use super::endpoint_policy::{Carrier, may_target, resolve_endpoint};
+pub use super::endpoint_policy::{Cidr, EndpointError};
 
-/// Syntax and scheme of an agent's SIP URI (no resolution): what `PUT /sms/voice/inbound` checks.
+/// Compat for `voice`, which wraps the refusal in `VoiceError::BadSipUri(String)` with
+/// `.map_err(VoiceError::BadSipUri)`: the text is the `Display` of the typed
+/// [`EndpointError`] from [`super::endpoint_policy::check_endpoint_uri`], which new callers use.
+/// The one `String` error left in sip; it goes when `voice` carries `EndpointError`.
 pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
-    if text.len() > 512 {
-        return Err("the SIP URI is longer than 512 characters".to_owned());
-    }
-    let uri =
-        Uri::parse(text).map_err(|_| "not a valid SIP URI (sip:user@host[:port][;transport=udp|tcp])".to_owned())?;
-    match uri.scheme {
-        super::message::Scheme::Sip => {}
-        super::message::Scheme::Sips => return Err("sips: (TLS) is not supported yet; use sip:".to_owned()),
-        super::message::Scheme::Tel => return Err("a tel: URI is a phone number: dial it with `to`".to_owned()),
-    }
-    if uri.host.is_empty() {
-        return Err("the SIP URI needs a host".to_owned());
-    }
-    Ok(uri)
-}
-
-/// An IP network, `203.0.113.0/24` or one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    pub network: IpAddr,
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `ADDR/PREFIX` or a bare address.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (addr, prefix) = text.trim().split_once('/').unwrap_or((text.trim(), ""));
-        let network: IpAddr = addr.parse().map_err(|_| format!("{text:?} is not an IP network"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = if prefix.is_empty() {
-            max
-        } else {
-            prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(|| format!("{text:?}: bad prefix length"))?
-        };
-        Ok(Self { network, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
-                u32::from(n) & mask == u32::from(a) & mask
-            }
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
-                u128::from(n) & mask == u128::from(a) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-/// Where the carrier is: the trunk host's addresses and its declared networks. Agents' SIP
-/// endpoints may not be there (calling the carrier directly would place PSTN calls outside the
-/// dial path), and only from there are INVITEs taken.
-#[derive(Debug, Clone)]
-struct Carrier {
-    trunk: Vec<IpAddr>,
-    networks: Vec<Cidr>,
-}
-
-impl Carrier {
-    fn contains(&self, ip: IpAddr) -> bool {
-        self.trunk.contains(&ip) || self.networks.iter().any(|n| n.contains(ip))
-    }
+    super::endpoint_policy::check_endpoint_uri(text).map_err(|e| e.to_string())
 }
 
 /// The local address the kernel would send from towards `to` (no packet is sent).
@@ -1278,7 +1183,7 @@ impl Core {
         let host = uri.host.trim_start_matches('[').trim_end_matches(']');
         match host.parse::<IpAddr>() {
             // An agent's endpoint may not redirect our requests into the operator's network.
-            Ok(ip) if !call.to_trunk && !self.settings.allow_private_endpoints && !is_public(ip) => call.peer,
+            Ok(ip) if !may_target(ip, call.to_trunk, self.settings.allow_private_endpoints) => call.peer,
             Ok(ip) => {
                 let tcp = uri.transport().is_some_and(|t| t.eq_ignore_ascii_case("tcp"));
                 let transport = if tcp || call.peer.transport == Kind::Tcp { Kind::Tcp } else { Kind::Udp };
