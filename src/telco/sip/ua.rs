@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::dialog::{Action, Dialog, Event};
 use super::digest::{AuthKind, DigestRequest};
 use super::message::{Message, Method, NameAddr, Refresher, RequestHead, Uri, Via};
 use super::sdp::{self, Connection, LocalMedia, Negotiated, Origin, SessionDescription};
@@ -292,16 +293,6 @@ fn remote_media(n: &Negotiated) -> Option<RemoteMedia> {
     })
 }
 
-/// Maps a final failure response to the cause the call ends with.
-fn cause_for(code: u16) -> HangupCause {
-    match code {
-        486 | 600 => HangupCause::Busy,
-        408 | 480 => HangupCause::NoAnswer,
-        487 => HangupCause::Cancelled,
-        _ => HangupCause::Failed,
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     Invite,
@@ -310,17 +301,6 @@ enum Purpose {
     /// A re-INVITE we sent to refresh the session.
     Refresh,
     Register,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Outbound: INVITE sent, no final answer. Inbound: offered, not answered.
-    Early,
-    /// Outbound: the agent hung up before the answer; CANCEL sent or due.
-    Cancelling,
-    /// Inbound: our 2xx is out, its ACK not in yet.
-    Accepted,
-    Confirmed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,8 +339,8 @@ fn stamp_sdp(media: &mut MediaCtl, build: impl Fn(&LocalMedia) -> Option<Vec<u8>
 
 /// One call's dialog and the handles of its leg.
 struct Call {
-    dir: Dir,
-    phase: Phase,
+    /// Where the dialog stands, its CANCEL/BYE intents and its deadlines.
+    dialog: Dialog,
     call_id: String,
     local_tag: String,
     remote_tag: Option<String>,
@@ -380,22 +360,10 @@ struct Call {
     invite: Option<(TxKey, Message)>,
     /// Outbound: the ACK sent for the 2xx, re-sent when the 2xx is retransmitted.
     ack: Option<Bytes>,
-    provisional_seen: bool,
-    ringing_told: bool,
+    /// Our INVITE was retried once with credentials (RFC 3261 §22.2); a second challenge ends it.
     auth_tried: bool,
-    cancel_due: bool,
     /// Inbound: the INVITE being answered, and its transaction.
     offer: Option<(TxKey, Message)>,
-    /// Session timer: when we must refresh, and when the session dies without a refresh.
-    refresh_at: Option<Instant>,
-    expire_at: Option<Instant>,
-    session_interval: Option<Duration>,
-    /// Outbound: give up on a call that never got a final answer.
-    give_up_at: Option<Instant>,
-    /// Inbound: hung up between our 2xx and its ACK; the BYE waits for the ACK (§15).
-    bye_after_ack: bool,
-    /// Our re-INVITE awaits its final answer: a crossing one from the far end is glare (491).
-    reinvite_pending: bool,
     /// The highest CSeq the far end used in this dialog (§12.2.2: lower ones are out of order).
     remote_cseq: Option<u32>,
 }
@@ -558,9 +526,7 @@ impl Core {
         };
         consider(self.registration.next_at);
         for call in self.calls.values() {
-            consider(call.refresh_at);
-            consider(call.expire_at);
-            consider(call.give_up_at);
+            consider(call.dialog.next_deadline().map(Instant::from_std));
         }
         next
     }
@@ -585,24 +551,21 @@ impl Core {
         let due: Vec<u64> = self
             .calls
             .iter()
-            .filter(|(_, c)| [c.refresh_at, c.expire_at, c.give_up_at].into_iter().flatten().any(|t| t <= now))
+            .filter(|(_, c)| c.dialog.next_deadline().is_some_and(|t| t <= now.into_std()))
             .map(|(id, _)| *id)
             .collect();
         for id in due {
             let Some(call) = self.calls.get_mut(&id) else { continue };
-            if call.give_up_at.is_some_and(|t| t <= now) {
-                call.give_up_at = None;
-                tracing::info!(call_id = %call.call_id, "no final answer in time; cancelling");
-                self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
-                self.hangup(id, HangupCause::NoAnswer, None);
-            } else if call.expire_at.is_some_and(|t| t <= now) {
-                tracing::info!(call_id = %call.call_id, "session expired without a refresh (RFC 4028)");
-                self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
-                self.hangup(id, HangupCause::Failed, None);
-            } else if call.refresh_at.is_some_and(|t| t <= now) {
-                call.refresh_at = None;
-                self.refresh(id, now);
+            let action = call.dialog.on_event(Event::Tick { now: now.into_std() });
+            if let Some(Action::GiveUp { cause, .. }) = action {
+                let why = if cause == HangupCause::NoAnswer {
+                    "no final answer in time; cancelling"
+                } else {
+                    "session expired without a refresh (RFC 4028)"
+                };
+                tracing::info!(call_id = %call.call_id, "{why}");
             }
+            self.perform(id, action, now);
         }
     }
 
@@ -787,8 +750,7 @@ impl Core {
         self.calls.insert(
             id,
             Call {
-                dir: Dir::Out,
-                phase: Phase::Early,
+                dialog: Dialog::outgoing(now.into_std(), self.settings.invite_timeout),
                 call_id,
                 local_tag,
                 remote_tag: None,
@@ -803,17 +765,8 @@ impl Core {
                 media: ctl.1,
                 invite: Some((key, invite)),
                 ack: None,
-                provisional_seen: false,
-                ringing_told: false,
                 auth_tried: false,
-                cancel_due: false,
                 offer: None,
-                refresh_at: None,
-                expire_at: None,
-                session_interval: None,
-                give_up_at: Some(now + self.settings.invite_timeout),
-                bye_after_ack: false,
-                reinvite_pending: false,
                 remote_cseq: None,
             },
         );
@@ -884,14 +837,14 @@ impl Core {
 
     fn on_leg(&mut self, id: u64, command: Option<LegCommand>) {
         let Some(call) = self.calls.get(&id) else { return };
-        let (dir, phase) = (call.dir, call.phase);
+        let offered = call.dialog.is_offered();
         match command {
             Some(LegCommand::SendDtmf(digit)) => {
                 let _ = call.media.dtmf.try_send(digit);
             }
-            Some(LegCommand::Ring) if dir == Dir::In && phase == Phase::Early => self.answer_offer(id, 180),
-            Some(LegCommand::Answer) if dir == Dir::In && phase == Phase::Early => self.answer_offer(id, 200),
-            Some(LegCommand::Reject(refusal)) if dir == Dir::In && phase == Phase::Early => {
+            Some(LegCommand::Ring) if offered => self.answer_offer(id, 180),
+            Some(LegCommand::Answer) if offered => self.answer_offer(id, 200),
+            Some(LegCommand::Reject(refusal)) if offered => {
                 let code = match refusal {
                     Refusal::Busy => 486,
                     Refusal::NotFound => 404,
@@ -905,27 +858,36 @@ impl Core {
     }
 
     /// Ends a call from our side, whatever its phase: CANCEL, BYE, or a final refusal.
+    /// (The dialog holds back a CANCEL until a provisional, §9.1, and a callee's BYE until the
+    /// ACK, §15.)
     fn hangup(&mut self, id: u64, _cause: HangupCause, refuse_with: Option<u16>) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        match (call.dir, call.phase) {
-            (Dir::Out, Phase::Early) => {
-                call.phase = Phase::Cancelling;
-                call.give_up_at = None;
-                if call.provisional_seen {
-                    self.send_cancel(id);
-                } else {
-                    // §9.1: no CANCEL before a provisional response; sent when one arrives.
-                    call.cancel_due = true;
-                }
+        match call.dialog.on_event(Event::Hangup) {
+            Some(Action::RefuseOffer) => self.answer_offer(id, refuse_with.unwrap_or(480)),
+            action => self.perform(id, action, Instant::now()),
+        }
+    }
+
+    /// Does what the dialog asked for.
+    fn perform(&mut self, id: u64, action: Option<Action>, now: Instant) {
+        match action {
+            None | Some(Action::Progress | Action::Answered) => {}
+            Some(Action::SendCancel) => self.send_cancel(id),
+            Some(Action::SendBye) => self.send_bye(id),
+            Some(Action::RefuseOffer) => self.answer_offer(id, 480),
+            Some(Action::End { cause, sip_code }) => {
+                self.tell(id, LegEvent::Hangup { cause, sip_code });
+                self.remove(id);
             }
-            (Dir::Out, Phase::Cancelling) => {}
-            (Dir::In, Phase::Early) => self.answer_offer(id, refuse_with.unwrap_or(480)),
-            (Dir::In, Phase::Accepted) => {
-                // §15: the callee sends no BYE before the ACK (or its timeout).
-                call.bye_after_ack = true;
+            Some(Action::EndWithBye { cause, sip_code }) => {
+                self.tell(id, LegEvent::Hangup { cause, sip_code });
+                self.send_bye(id);
             }
-            (_, Phase::Accepted | Phase::Confirmed) => self.send_bye(id),
-            (Dir::In, Phase::Cancelling) => self.remove(id),
+            Some(Action::GiveUp { cause, sip_code }) => {
+                self.tell(id, LegEvent::Hangup { cause, sip_code });
+                self.hangup(id, cause, None);
+            }
+            Some(Action::Refresh) => self.refresh(id, now),
         }
     }
 
@@ -940,8 +902,7 @@ impl Core {
     }
 
     fn send_cancel(&mut self, id: u64) {
-        let Some(call) = self.calls.get_mut(&id) else { return };
-        call.cancel_due = false;
+        let Some(call) = self.calls.get(&id) else { return };
         let Some((_, invite)) = &call.invite else { return };
         let peer = call.peer;
         match Message::cancel(invite) {
@@ -998,9 +959,6 @@ impl Core {
     /// The answer to our session-refresh re-INVITE.
     fn on_refresh_response(&mut self, id: u64, code: u16, response: &Message) {
         let Some(call) = self.calls.get_mut(&id) else { return };
-        if code >= 200 {
-            call.reinvite_pending = false;
-        }
         if (200..300).contains(&code) {
             if let Some(ack) = call.ack.clone() {
                 // A retransmission: our ACK was lost.
@@ -1008,19 +966,17 @@ impl Core {
                 self.outbox.push((to, ack));
                 return;
             }
+            call.dialog.on_event(Event::RefreshAnswered { code, now: Instant::now().into_std() });
             if response.has_sdp() {
                 self.take_answer(id, response);
             }
             self.ack_2xx(id, response);
             self.arm_session_timer(id, response, Dir::Out);
-        } else if matches!(code, 408 | 481) {
-            // The dialog is gone at the far end (RFC 4028 §10, RFC 3261 §12.2.1.2).
-            self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(code) });
-            self.remove(id);
         } else if code >= 300 {
-            // 491 (glare) and transient failures: try again shortly; the session is still up.
-            let retry = if code == 491 { Duration::from_millis(2100) } else { Duration::from_secs(10) };
-            call.refresh_at = Some(Instant::now() + retry);
+            // 408/481: the dialog is gone at the far end; 491 (glare) and transient failures
+            // are retried shortly, the session still up.
+            let action = call.dialog.on_event(Event::RefreshAnswered { code, now: Instant::now().into_std() });
+            self.perform(id, action, Instant::now());
         }
     }
 
@@ -1070,30 +1026,22 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else { return };
         if code < 200 {
             // Any provisional, 100 included, allows a CANCEL (§9.1).
-            call.provisional_seen = true;
-            if code == 100 {
-                if call.cancel_due {
-                    self.send_cancel(id);
-                }
-                return;
-            }
-            if let Some(tag) = response.to().ok().and_then(|t| t.tag().map(str::to_owned)) {
+            if code != 100
+                && let Some(tag) = response.to().ok().and_then(|t| t.tag().map(str::to_owned))
+            {
                 call.remote_tag = Some(tag);
             }
-            if call.cancel_due {
-                self.send_cancel(id);
-                return;
-            }
-            if call.phase == Phase::Cancelling {
-                return;
-            }
-            let early_media = response.has_sdp() && self.take_answer(id, response);
-            let Some(call) = self.calls.get_mut(&id) else { return };
-            if early_media {
-                self.tell(id, LegEvent::EarlyMedia);
-            } else if !call.ringing_told {
-                call.ringing_told = true;
-                self.tell(id, LegEvent::Ringing);
+            match call.dialog.on_event(Event::Provisional { code }) {
+                Some(Action::Progress) => {
+                    let early_media = response.has_sdp() && self.take_answer(id, response);
+                    let Some(call) = self.calls.get_mut(&id) else { return };
+                    if early_media {
+                        self.tell(id, LegEvent::EarlyMedia);
+                    } else if call.dialog.take_ringing() {
+                        self.tell(id, LegEvent::Ringing);
+                    }
+                }
+                action => self.perform(id, action, Instant::now()),
             }
             return;
         }
@@ -1114,23 +1062,19 @@ impl Core {
             call.remote_tag = tag;
             call.remote_target = response.contact().ok().and_then(|c| c.into_iter().next()).map(|c| c.uri);
             call.route_set = response.record_route().unwrap_or_default().into_iter().rev().collect();
-            call.give_up_at = None;
-            let cancelling = call.phase == Phase::Cancelling;
             if response.has_sdp() {
                 self.take_answer(id, response);
             }
             self.ack_2xx(id, response);
-            if cancelling {
-                // The 200 crossed our CANCEL (§15): acknowledge it, then end the call with BYE.
-                let Some(call) = self.calls.get_mut(&id) else { return };
-                call.phase = Phase::Confirmed;
-                self.hangup(id, HangupCause::Cancelled, None);
-                return;
-            }
             let Some(call) = self.calls.get_mut(&id) else { return };
-            call.phase = Phase::Confirmed;
-            self.arm_session_timer(id, response, Dir::Out);
-            self.tell(id, LegEvent::Answered);
+            // A 200 that crossed our CANCEL (§15) is acknowledged, then the call ends with BYE.
+            match call.dialog.on_event(Event::Success) {
+                Some(Action::Answered) => {
+                    self.arm_session_timer(id, response, Dir::Out);
+                    self.tell(id, LegEvent::Answered);
+                }
+                action => self.perform(id, action, Instant::now()),
+            }
             return;
         }
         // 3xx-6xx: the transaction layer sent the ACK.
@@ -1140,13 +1084,9 @@ impl Core {
                 return;
             }
         }
-        let cause = if self.calls.get(&id).is_some_and(|c| c.phase == Phase::Cancelling) {
-            HangupCause::Cancelled
-        } else {
-            cause_for(code)
-        };
-        self.tell(id, LegEvent::Hangup { cause, sip_code: Some(code) });
-        self.remove(id);
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let action = call.dialog.on_event(Event::Failure { code });
+        self.perform(id, action, Instant::now());
     }
 
     /// Reads the far end's SDP answer (in a 183 or the 2xx) and points the media at it.
@@ -1247,9 +1187,11 @@ impl Core {
         };
         match purpose {
             Purpose::Invite => {
-                if self.calls.get(&id).is_some_and(|c| c.invite.as_ref().is_some_and(|(k, _)| *k == key)) {
-                    self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
-                    self.remove(id);
+                if let Some(call) = self.calls.get_mut(&id)
+                    && call.invite.as_ref().is_some_and(|(k, _)| *k == key)
+                {
+                    let action = call.dialog.on_event(Event::InviteTimeout);
+                    self.perform(id, action, Instant::now());
                 }
             }
             Purpose::Refresh => {
@@ -1266,18 +1208,12 @@ impl Core {
     fn on_server_timeout(&mut self, key: &TxKey) {
         let id = self.calls.iter().find(|(_, c)| c.offer.as_ref().is_some_and(|(k, _)| k == key)).map(|(id, _)| *id);
         let Some(id) = id else { return };
-        match self.calls.get(&id).map(|c| c.phase) {
-            Some(Phase::Accepted) => {
-                tracing::info!(call_id = %self.calls[&id].call_id, "no ACK for our 2xx; ending the call");
-                self.tell(id, LegEvent::Hangup { cause: HangupCause::Failed, sip_code: Some(408) });
-                self.send_bye(id);
-            }
-            Some(Phase::Early) => {
-                self.tell(id, LegEvent::Hangup { cause: HangupCause::NoAnswer, sip_code: Some(408) });
-                self.remove(id);
-            }
-            _ => {}
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        let action = call.dialog.on_event(Event::ServerTimeout);
+        if matches!(action, Some(Action::EndWithBye { .. })) {
+            tracing::info!(call_id = %call.call_id, "no ACK for our 2xx; ending the call");
         }
+        self.perform(id, action, Instant::now());
     }
 
     /// A response no transaction wanted: a 2xx retransmitted after the INVITE transaction
@@ -1318,22 +1254,14 @@ impl Core {
         // The refresher is named in the 2xx; absent, the UAC refreshes when it is us.
         let we_refresh =
             matches!((se.refresher, dir), (Some(Refresher::Uac) | None, Dir::Out) | (Some(Refresher::Uas), Dir::In));
-        let now = Instant::now();
-        call.session_interval = Some(interval);
-        if we_refresh {
-            call.refresh_at = Some(now + interval / 2);
-            call.expire_at = None;
-        } else {
-            call.refresh_at = None;
-            // §10: without a refresh, BYE at the interval minus min(32 s, interval / 3).
-            call.expire_at = Some(now + interval - (interval / 3).min(Duration::from_secs(32)));
-        }
+        // §10: without a refresh, BYE at the interval minus min(32 s, interval / 3).
+        call.dialog.arm_session(Instant::now().into_std(), interval, we_refresh);
     }
 
     /// Sends a session refresh: a re-INVITE with our unchanged description.
     fn refresh(&mut self, id: u64, now: Instant) {
         let Some(call) = self.calls.get(&id) else { return };
-        let interval = call.session_interval.unwrap_or(self.settings.session_expires);
+        let interval = call.dialog.session_interval().unwrap_or(self.settings.session_expires);
         let peer = self.target_peer(call);
         let contact = self.contact(call.local_uri.uri.user.as_deref().unwrap_or("agentline"), peer);
         // Nothing changed: the description we last sent, byte for byte (same version).
@@ -1352,8 +1280,7 @@ impl Core {
         {
             call.invite = Some((key, request));
             call.ack = None;
-            call.reinvite_pending = true;
-            call.refresh_at = Some(now + interval / 2);
+            call.dialog.on_event(Event::RefreshSent { now: now.into_std() });
         }
     }
 
@@ -1379,12 +1306,10 @@ impl Core {
             }
             (Method::Bye, Some(id)) => {
                 self.respond(&request, 200, "OK", None);
-                let cause = match self.calls.get(&id).map(|c| c.phase) {
-                    Some(Phase::Confirmed | Phase::Accepted) => HangupCause::Normal,
-                    _ => HangupCause::Cancelled,
-                };
-                self.tell(id, LegEvent::Hangup { cause, sip_code: None });
-                self.remove(id);
+                if let Some(call) = self.calls.get_mut(&id) {
+                    let action = call.dialog.on_event(Event::RemoteBye);
+                    self.perform(id, action, Instant::now());
+                }
             }
             (Method::Options, _) => {
                 if let Some(ok) = options_ok(&request, None) {
@@ -1493,8 +1418,7 @@ impl Core {
         self.calls.insert(
             id,
             Call {
-                dir: Dir::In,
-                phase: Phase::Early,
+                dialog: Dialog::incoming(),
                 call_id,
                 local_tag: token(),
                 remote_tag,
@@ -1509,18 +1433,9 @@ impl Core {
                 media: media_ctl,
                 invite: None,
                 ack: None,
-                provisional_seen: false,
-                ringing_told: false,
                 auth_tried: false,
-                cancel_due: false,
                 remote_cseq: request.cseq().ok().map(|(n, _)| n),
                 offer: Some((key, request)),
-                refresh_at: None,
-                expire_at: None,
-                session_interval: None,
-                give_up_at: None,
-                bye_after_ack: false,
-                reinvite_pending: false,
             },
         );
     }
@@ -1563,7 +1478,9 @@ impl Core {
         let Some(call) = self.calls.get_mut(&id) else { return };
         match (code, sent) {
             (180, Ok(())) => {}
-            (200, Ok(())) => call.phase = Phase::Accepted,
+            (200, Ok(())) => {
+                call.dialog.on_event(Event::Accepted);
+            }
             (_, Err(_)) => {
                 self.tell(id, LegEvent::Hangup { cause: HangupCause::Cancelled, sip_code: None });
                 self.remove(id);
@@ -1589,11 +1506,9 @@ impl Core {
         if let Some((key, _)) = &call.offer {
             self.tx.ack_received(key);
         }
-        if call.phase == Phase::Accepted {
-            call.phase = Phase::Confirmed;
-        }
-        if call.bye_after_ack {
-            self.send_bye(id);
+        // §15: a hang-up between our 2xx and this ACK sends its BYE now.
+        if let Some(action @ Action::SendBye) = call.dialog.on_event(Event::Ack) {
+            self.perform(id, Some(action), Instant::now());
             return;
         }
         // Our offer was in the 2xx (late offer, or a re-INVITE without SDP): the answer is here.
@@ -1620,8 +1535,9 @@ impl Core {
         let id =
             self.calls.iter().find(|(_, c)| c.offer.as_ref().is_some_and(|(k, _)| *k == invite)).map(|(id, _)| *id);
         let Some(id) = id else { return };
-        if self.calls.get(&id).is_some_and(|c| c.phase == Phase::Early) {
-            self.tell(id, LegEvent::Hangup { cause: HangupCause::Cancelled, sip_code: Some(487) });
+        let Some(call) = self.calls.get_mut(&id) else { return };
+        if let Some(Action::End { cause, sip_code }) = call.dialog.on_event(Event::RemoteCancel) {
+            self.tell(id, LegEvent::Hangup { cause, sip_code });
             if let Some(request) = self.calls.get(&id).and_then(|c| c.offer.as_ref().map(|(_, r)| r.clone())) {
                 let tag = self.calls.get(&id).map(|c| c.local_tag.clone());
                 self.respond(&request, 487, "Request Terminated", tag.as_deref());
@@ -1639,7 +1555,7 @@ impl Core {
             return;
         }
         call.remote_cseq = Some(cseq);
-        if call.reinvite_pending || call.phase != Phase::Confirmed {
+        if !call.dialog.can_take_reinvite() {
             // §14.2: an offer crosses ours (glare), or the dialog is not confirmed yet.
             self.respond(&request, 491, "Request Pending", None);
             return;
@@ -1705,9 +1621,7 @@ impl Core {
     fn session_timer_answer(&mut self, id: u64, request: &Message, ok: &mut Message) {
         let Ok(Some(se)) = request.session_expires() else {
             if let Some(call) = self.calls.get_mut(&id) {
-                call.refresh_at = None;
-                call.expire_at = None;
-                call.session_interval = None;
+                call.dialog.disarm_session();
             }
             return;
         };
@@ -2266,8 +2180,8 @@ mod tests {
         let mut h = harness(settings(""));
         let (_leg, invite) = answered_with_session_timer(&mut h, "120;refresher=uac").await;
         let call = h.core.calls.values().next().expect("call");
-        let refresh_at = call.refresh_at.expect("we refresh");
-        assert!(call.expire_at.is_none());
+        let refresh_at = Instant::from_std(call.dialog.refresh_at().expect("we refresh"));
+        assert!(call.dialog.expire_at().is_none());
         h.core.on_timers(refresh_at + Duration::from_millis(1));
         let sent = h.sent();
         let reinvite = sent.iter().find(|m| method_of(m) == Some(Method::Invite)).expect("a refresh");
@@ -2306,8 +2220,8 @@ mod tests {
         let mut h = harness(settings(""));
         let (mut leg, _) = answered_with_session_timer(&mut h, "120;refresher=uas").await;
         let call = h.core.calls.values().next().expect("call");
-        assert!(call.refresh_at.is_none(), "the far end refreshes");
-        let expire_at = call.expire_at.expect("a deadline");
+        assert!(call.dialog.refresh_at().is_none(), "the far end refreshes");
+        let expire_at = Instant::from_std(call.dialog.expire_at().expect("a deadline"));
         // RFC 4028 §10: BYE at the interval minus min(32 s, interval / 3).
         let left = expire_at - Instant::now();
         assert!(left > Duration::from_secs(85) && left <= Duration::from_secs(88), "{left:?}");
