@@ -54,7 +54,3 @@ pub mod wallet;
 
 pub use app::{App, StartError};
 pub use config::Config;
-/// Kept at the root only for `telco::sip::ua`, which is being split on another branch; it
-/// names `crate::future::BoxFuture` once that lands (listed in `tests/layering.rs`).
-#[doc(hidden)]
-pub use future::BoxFuture;

@@ -17,14 +17,6 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-/// Imports that point up and cannot be removed on this branch. Each entry: the file, the first
-/// path segment after `crate::` it may name, and why.
-const ALLOWED: &[(&str, &str, &str)] = &[
-    // `telco::sip::ua` is being split into smaller modules on another branch; the split names
-    // `crate::future::BoxFuture`. Until it lands, `lib.rs` keeps a hidden root re-export.
-    ("src/telco/sip/ua.rs", "BoxFuture", "SIP UA split in progress"),
-];
-
 /// Where a file sits: its top-level module (`src/sms/delivery.rs` -> `sms`), or `None` for
 /// the crate root files (`lib.rs` is the map, `main.rs` the binary).
 fn module_of(relative: &Path) -> Option<String> {
@@ -231,7 +223,7 @@ fn check_file(file: &str, source: &str, layers: &[(String, Vec<String>)]) -> Vec
     };
     let mut violations = Vec::new();
     for (line, target) in crate_paths(source) {
-        if target == module || ALLOWED.iter().any(|(f, t, _)| *f == file && *t == target) {
+        if target == module {
             continue;
         }
         // A name that is no module (a root re-export such as `crate::App`) belongs to the root.

@@ -17,7 +17,9 @@
 //! by the caller's clock), [`transport`] (the UDP socket and TCP connections) and [`ua`] (the
 //! user agent: dialogs, registration, session timers, the `VoiceNetwork` over the trunk).
 
+pub mod dialog;
 pub mod digest;
+pub mod endpoint_policy;
 pub mod message;
 pub mod sdp;
 pub mod transaction;

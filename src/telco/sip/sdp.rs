@@ -19,6 +19,10 @@
 //! An offer line by line: `v=0`, `o=- 1700000000 1700000000 IN IP4 192.76.120.20`, `s=-`,
 //! `c=IN IP4 192.76.120.20`, `t=0 0`, `m=audio 23456 RTP/AVP 0 8 101`, `a=rtpmap:101
 //! telephone-event/8000`, `a=fmtp:101 0-16`, `a=ptime:20`, `a=sendrecv`.
+//!
+//! Size: about 960 lines of codec and 500 of tests. Parsing, writing and the offer/answer rules
+//! share the typed description and its invariants (the m-line count, payload numbering), so they
+//! stay in one file.
 
 use std::fmt;
 use std::net::IpAddr;

@@ -65,6 +65,9 @@
 //! What this module must not do: own a socket, resolve a name, read a clock (every call gets
 //! `now`), draw random numbers (branches come in with the requests), or keep unbounded state.
 //! Nothing here panics on any message a peer sends.
+//!
+//! Size: about 950 lines of state machine and 950 of tests (each timer of §17 on UDP and TCP,
+//! every matching rule). The four machines share the timer heap and the matching tables.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};

@@ -13,6 +13,9 @@
 //!
 //! An `enquire_link` with sequence number 1, all four header fields big-endian:
 //! `00 00 00 10  00 00 00 15  00 00 00 00  00 00 00 01`.
+//!
+//! Size: about 650 lines of codec and 480 of tests (a round trip per PDU, every bound, the
+//! fuzz checks the corpus replay shares); one PDU table is easier to check against §4 whole.
 
 use std::fmt;
 
