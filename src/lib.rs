@@ -7,7 +7,7 @@
 //!
 //! | layer    | modules                                                 |
 //! |----------|---------------------------------------------------------|
-//! | leaf     | config, secret, future, clock, e164, error, metrics, tasks, test_rng |
+//! | leaf     | config, secret, future, ids, clock, e164, error, metrics, tasks, test_rng |
 //! | media    | media                                                   |
 //! | codecs   | wallet, telco, payments                                 |
 //! | store    | store, events                                           |
@@ -16,7 +16,7 @@
 //! | root     | app                                                     |
 //!
 //! - leaf: plain types and helpers that import nothing of ours above them: the serde
-//!   [`config`], [`secret::Secret`], [`future::BoxFuture`], the [`clock`], [`e164`] numbers,
+//!   [`config`], [`secret::Secret`], [`future::BoxFuture`], the [`ids`], the [`clock`], [`e164`] numbers,
 //!   the [`error`] envelope, [`metrics`], and [`tasks::TaskSet`], the one owner of spawned tasks.
 //! - media: [`media`], pure audio (framing, G.711/G.722, resampling, jitter and playout);
 //!   below the codecs because `telco`'s RTP and SDP carry its [`media::Codec`].
@@ -38,6 +38,7 @@ pub mod e164;
 pub mod error;
 pub mod events;
 pub mod future;
+pub mod ids;
 pub mod media;
 pub mod metrics;
 pub mod payments;

@@ -11,6 +11,7 @@ use super::extract::{AppJson, AppQuery, Authed};
 use super::pagination::{encode_cursor, parse_cursor, parse_limit};
 use crate::clock::{self, rfc3339};
 use crate::error::ApiError;
+use crate::ids::MessageId;
 use crate::store::{Direction, HistoryFilter, HistoryRow};
 
 const RECEIVE_DEFAULT_LIMIT: i64 = 20;
@@ -56,7 +57,7 @@ pub struct SendBody {
 
 #[derive(Serialize)]
 pub struct SendResponse {
-    message_id: String,
+    message_id: MessageId,
     status: &'static str,
     id: i64,
     segments: u32,
@@ -104,7 +105,7 @@ struct InboundMessage {
     from_number: String,
     to_number: String,
     body: String,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
     created_at: String,
     received_at: Option<String>,
 }
@@ -145,7 +146,7 @@ pub struct CodeResponse {
     /// `null` when no message with a code arrived within the wait.
     code: Option<String>,
     sender: Option<String>,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
     body: Option<String>,
     received_at: Option<String>,
 }
@@ -193,7 +194,7 @@ struct HistoryMessage {
     from_number: String,
     to_number: String,
     body: String,
-    message_id: Option<String>,
+    message_id: Option<MessageId>,
     status: Option<String>,
     created_at: String,
     delivered_at: Option<String>,

@@ -21,6 +21,7 @@ use super::extract::{AppJson, AppQuery, Authed};
 use super::pagination::{encode_cursor, parse_cursor, parse_limit};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ErrorCode};
+use crate::ids::CallId;
 use crate::store::{CallDirection, CallRow, EndReason};
 use crate::subscriptions::Caller;
 use crate::voice::DialRequest;
@@ -50,7 +51,7 @@ pub struct DialBody {
 
 #[derive(Serialize)]
 pub struct DialResponse {
-    call_id: String,
+    call_id: CallId,
     stream_url: String,
     state: &'static str,
 }
@@ -143,7 +144,7 @@ pub struct CallsResponse {
 /// A call as REST and MCP show it.
 #[derive(Serialize)]
 pub(super) struct CallView {
-    call_id: String,
+    call_id: CallId,
     direction: &'static str,
     from_number: String,
     to_number: String,

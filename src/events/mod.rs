@@ -6,6 +6,7 @@
 //! wake-up costs one extra query, never a message. Across nodes the same hint will travel
 //! over Postgres LISTEN/NOTIFY.
 
+use crate::ids::SubscriptionId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -43,7 +44,7 @@ impl InboxSignal {
 pub struct InboxHub {
     epoch: Instant,
     // std Mutex: held only for a map lookup or insert, never across an await.
-    waiters: Mutex<HashMap<i64, Weak<InboxSignal>>>,
+    waiters: Mutex<HashMap<SubscriptionId, Weak<InboxSignal>>>,
 }
 
 impl Default for InboxHub {
@@ -54,7 +55,7 @@ impl Default for InboxHub {
 
 impl InboxHub {
     /// The signal of `owner`'s inbox; hold the `Arc` while waiting.
-    pub fn watch(&self, owner: i64) -> Arc<InboxSignal> {
+    pub fn watch(&self, owner: SubscriptionId) -> Arc<InboxSignal> {
         let mut map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(live) = map.get(&owner).and_then(Weak::upgrade) {
             return live;
@@ -69,7 +70,7 @@ impl InboxHub {
     }
 
     /// Wakes everyone waiting on `owner`'s inbox; `committed_at` is when the data committed.
-    pub fn signal(&self, owner: i64, committed_at: Instant) {
+    pub fn signal(&self, owner: SubscriptionId, committed_at: Instant) {
         let signal = {
             let map = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
             map.get(&owner).and_then(Weak::upgrade)
@@ -96,12 +97,12 @@ mod tests {
     #[tokio::test]
     async fn a_signal_between_check_and_await_is_not_lost() {
         let hub = InboxHub::default();
-        let signal = hub.watch(7);
+        let signal = hub.watch(SubscriptionId::new(7));
         let notified = signal.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         // The "table check" happens here and finds nothing; then a commit is signalled.
-        hub.signal(7, Instant::now());
+        hub.signal(SubscriptionId::new(7), Instant::now());
         tokio::time::timeout(Duration::from_secs(5), notified).await.expect("woken");
         assert!(signal.last_commit().is_some());
     }
@@ -109,14 +110,14 @@ mod tests {
     #[tokio::test]
     async fn signals_reach_only_their_owner_and_dead_entries_go() {
         let hub = InboxHub::default();
-        let a = hub.watch(1);
-        let b = hub.watch(2);
-        hub.signal(1, Instant::now());
+        let a = hub.watch(SubscriptionId::new(1));
+        let b = hub.watch(SubscriptionId::new(2));
+        hub.signal(SubscriptionId::new(1), Instant::now());
         assert!(a.last_commit().is_some());
         assert!(b.last_commit().is_none());
         assert_eq!(hub.watched(), 2);
         drop(b);
         assert_eq!(hub.watched(), 1);
-        assert!(Arc::ptr_eq(&a, &hub.watch(1)));
+        assert!(Arc::ptr_eq(&a, &hub.watch(SubscriptionId::new(1))));
     }
 }

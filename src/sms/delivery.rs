@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::handoff::{Handed, Handoffs, Taken};
-use super::new_message_id;
 use super::tracker_msg::{MAX_ATTEMPTS, TrackerMsg};
 use crate::clock;
 use crate::events::InboxHub;
+use crate::ids::MessageId;
 use crate::metrics::Metrics;
 use crate::store::{
     InboundInsert, InboundOutcome, InboundPart, MessageWriter, StatusChange, StatusKey, StatusTarget, Store,
@@ -307,7 +307,7 @@ struct Inbox {
 async fn store_inbound(inbox: Inbox, metrics: Arc<Metrics>, sms: InboundSms, handoff: Option<Taken>) {
     let now_ms = clock::now_ms();
     let row = InboundInsert {
-        message_id: new_message_id(),
+        message_id: MessageId::generate(),
         to: sms.to.into_string(),
         from: sms.from,
         body: sms.body,
@@ -369,6 +369,7 @@ async fn store_inbound(inbox: Inbox, metrics: Arc<Metrics>, sms: InboundSms, han
 mod tests {
     use super::*;
     use crate::e164::E164;
+    use crate::ids::SubscriptionId;
     use crate::metrics::WriterMetrics;
 
     const NUMBER: &str = "+15550100001";
@@ -380,7 +381,7 @@ mod tests {
         hub: Arc<InboxHub>,
         handoffs: Arc<Handoffs>,
         metrics: Arc<Metrics>,
-        owner: i64,
+        owner: SubscriptionId,
     }
 
     impl Fixture {
@@ -473,7 +474,7 @@ mod tests {
     async fn a_slot_of_another_owner_is_not_claimed_for() {
         let f = Fixture::new().await;
         // A waiter of a subscription that no longer holds the number (it changed hands).
-        let mut slot = f.handoffs.park(NUMBER, f.owner + 1000);
+        let mut slot = f.handoffs.park(NUMBER, SubscriptionId::new(f.owner.get() + 1000));
         assert_eq!(f.deliver("not yours").await, InboundDisposition::Stored);
         assert!(slot.handed().await.is_none(), "the waiter is told to look again");
         assert_eq!(f.unclaimed().await, ["not yours"]);

@@ -19,6 +19,7 @@ use std::time::Instant;
 
 use tokio::sync::oneshot;
 
+use crate::ids::SubscriptionId;
 use crate::store::ClaimedMessage;
 
 /// A message claimed for a parked waiter, and when it committed.
@@ -30,13 +31,13 @@ pub struct Handed {
 
 /// A taken slot: the owner the message may be claimed for, and where to send it.
 pub struct Taken {
-    pub owner: i64,
+    pub owner: SubscriptionId,
     pub tx: oneshot::Sender<Handed>,
 }
 
 struct Slot {
     id: u64,
-    owner: i64,
+    owner: SubscriptionId,
     tx: oneshot::Sender<Handed>,
 }
 
@@ -50,7 +51,7 @@ pub struct Handoffs {
 impl Handoffs {
     /// Parks a waiter of `owner` on `number`; the slot leaves the registry when the returned
     /// guard is withdrawn or dropped.
-    pub fn park(self: &Arc<Self>, number: &str, owner: i64) -> Parking {
+    pub fn park(self: &Arc<Self>, number: &str, owner: SubscriptionId) -> Parking {
         let (tx, rx) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
@@ -136,12 +137,13 @@ impl Drop for Parking {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{MessageId, SubscriptionId};
 
     fn message(id: i64) -> Handed {
         Handed {
             message: ClaimedMessage {
                 id,
-                message_id: format!("msg_{id}"),
+                message_id: MessageId::from_stored(format!("msg_{id}")),
                 number: "+15550001111".into(),
                 peer: "+15550002222".into(),
                 body: "hi".into(),
@@ -155,15 +157,15 @@ mod tests {
     #[tokio::test]
     async fn slots_are_taken_oldest_first_and_only_once() {
         let handoffs = Arc::new(Handoffs::default());
-        let mut first = handoffs.park("+15550001111", 1);
-        let mut second = handoffs.park("+15550001111", 2);
+        let mut first = handoffs.park("+15550001111", SubscriptionId::new(1));
+        let mut second = handoffs.park("+15550001111", SubscriptionId::new(2));
         assert!(handoffs.take("+15550009999").is_none());
         let taken = handoffs.take("+15550001111").expect("first slot");
-        assert_eq!(taken.owner, 1);
+        assert_eq!(taken.owner, SubscriptionId::new(1));
         taken.tx.send(message(10)).expect("first is listening");
         assert_eq!(first.handed().await.expect("handed").message.id, 10);
         let taken = handoffs.take("+15550001111").expect("second slot");
-        assert_eq!(taken.owner, 2);
+        assert_eq!(taken.owner, SubscriptionId::new(2));
         assert!(handoffs.take("+15550001111").is_none());
         drop(taken);
         assert!(second.handed().await.is_none(), "a dropped sender ends the wait");
@@ -173,8 +175,8 @@ mod tests {
     #[test]
     fn a_withdrawn_or_dropped_slot_is_never_taken_and_a_late_send_fails() {
         let handoffs = Arc::new(Handoffs::default());
-        let mut withdrawn = handoffs.park("+15550001111", 1);
-        let dropped = handoffs.park("+15550001111", 1);
+        let mut withdrawn = handoffs.park("+15550001111", SubscriptionId::new(1));
+        let dropped = handoffs.park("+15550001111", SubscriptionId::new(1));
         assert_eq!(handoffs.parked(), 2);
         assert!(withdrawn.withdraw().is_none());
         drop(dropped);
@@ -182,14 +184,14 @@ mod tests {
         assert!(handoffs.take("+15550001111").is_none());
 
         // Taken, then withdrawn before the send: the send fails, so the tracker unclaims.
-        let mut slot = handoffs.park("+15550001111", 1);
+        let mut slot = handoffs.park("+15550001111", SubscriptionId::new(1));
         let taken = handoffs.take("+15550001111").expect("slot");
         assert!(slot.withdraw().is_none());
         assert!(taken.tx.send(message(11)).is_err());
 
         // Taken and sent, then withdrawn (the waiter's deadline fired at the same moment): the
         // message is not lost, withdraw returns it.
-        let mut slot = handoffs.park("+15550001111", 1);
+        let mut slot = handoffs.park("+15550001111", SubscriptionId::new(1));
         let taken = handoffs.take("+15550001111").expect("slot");
         taken.tx.send(message(12)).expect("listening");
         assert_eq!(slot.withdraw().expect("handed").message.id, 12);

@@ -16,7 +16,6 @@ mod tracker_msg;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use handoff::{Handed, Handoffs};
@@ -25,6 +24,7 @@ use crate::clock;
 use crate::e164::E164;
 use crate::e164::E164Error;
 use crate::events::InboxHub;
+use crate::ids::{MessageId, SubscriptionId};
 use crate::metrics::Metrics;
 use crate::store::{
     ClaimedMessage, Direction, HistoryCursor, HistoryFilter, HistoryRow, MessageWriter, OutboundInsert,
@@ -90,7 +90,7 @@ pub fn parse_direction(raw: Option<&str>) -> Result<Option<Direction>, SmsError>
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queued {
     pub id: i64,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub segments: u32,
     pub created_at_ms: i64,
 }
@@ -191,8 +191,15 @@ impl SmsService {
     }
 
     /// Commits a `queued` message and hands it to the dispatcher.
-    async fn queue(&self, owner: i64, from: &E164, to: &E164, body: String, now_ms: i64) -> Result<Queued, SendError> {
-        let message_id = new_message_id();
+    async fn queue(
+        &self,
+        owner: SubscriptionId,
+        from: &E164,
+        to: &E164,
+        body: String,
+        now_ms: i64,
+    ) -> Result<Queued, SendError> {
+        let message_id = MessageId::generate();
         let (_, segments) = sms_encoding::plan(&body);
         let row = OutboundInsert {
             message_id: message_id.clone(),
@@ -223,7 +230,13 @@ impl SmsService {
     /// Also answers how long after its commit the wake-up was served, when a wake-up delivered
     /// the messages. While parked, a message arriving for `number` is claimed for this call as
     /// it is stored and handed over directly ([`handoff`]).
-    pub async fn receive(&self, owner: i64, number: &str, limit: i64, wait: Duration) -> Result<Received, SmsError> {
+    pub async fn receive(
+        &self,
+        owner: SubscriptionId,
+        number: &str,
+        limit: i64,
+        wait: Duration,
+    ) -> Result<Received, SmsError> {
         let deadline = tokio::time::Instant::now() + wait;
         let signal = self.hub.watch(owner);
         let mut shutdown = self.shutdown.clone();
@@ -272,7 +285,12 @@ impl SmsService {
     }
 
     /// Messages already handed out after `after` (a repeated MCP `receive_sms` whose answer was lost).
-    pub async fn received_after(&self, owner: i64, after: i64, limit: i64) -> Result<Vec<ClaimedMessage>, SmsError> {
+    pub async fn received_after(
+        &self,
+        owner: SubscriptionId,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<ClaimedMessage>, SmsError> {
         Ok(self.store.claimed_after(owner, after, limit).await?)
     }
 
@@ -281,7 +299,7 @@ impl SmsService {
     /// Messages without a code are left for `receive`.
     pub async fn wait_for_code(
         &self,
-        owner: i64,
+        owner: SubscriptionId,
         from: Option<&str>,
         wait: Duration,
     ) -> Result<Option<Code>, SmsError> {
@@ -332,7 +350,12 @@ impl SmsService {
     }
 
     /// One page of `owner`'s history, newest first: at most `limit` rows after `filter.after`.
-    pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<HistoryPage, SmsError> {
+    pub async fn history(
+        &self,
+        owner: SubscriptionId,
+        filter: &HistoryFilter,
+        limit: i64,
+    ) -> Result<HistoryPage, SmsError> {
         if let (Some(since), Some(until)) = (filter.since_ms, filter.until_ms)
             && since > until
         {
@@ -391,12 +414,4 @@ impl Drop for Parked<'_> {
     fn drop(&mut self) {
         self.0.dec();
     }
-}
-
-/// A public message id: `msg_` and 26 random alphanumerics (about 154 bits).
-pub(crate) fn new_message_id() -> String {
-    let mut id = String::with_capacity(30);
-    id.push_str("msg_");
-    id.extend(rand::rng().sample_iter(rand::distr::Alphanumeric).take(26).map(char::from));
-    id
 }

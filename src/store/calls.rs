@@ -5,6 +5,7 @@
 
 use super::messages::HistoryCursor;
 use super::{Store, StoreError};
+use crate::ids::{CallId, SubscriptionId};
 
 /// States that hold the number.
 pub const ACTIVE_STATES: &str = "('initiated', 'ringing', 'in_progress')";
@@ -137,7 +138,7 @@ impl TryFrom<String> for EndReason {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallRow {
     pub id: i64,
-    pub call_id: String,
+    pub call_id: CallId,
     pub number: String,
     pub direction: CallDirection,
     pub peer: String,
@@ -171,7 +172,7 @@ impl TryFrom<RawCallRow> for CallRow {
     fn try_from(r: RawCallRow) -> Result<Self, UnknownValue> {
         Ok(Self {
             id: r.id,
-            call_id: r.call_id,
+            call_id: CallId::from_stored(r.call_id),
             number: r.number,
             direction: r.direction.try_into()?,
             peer: r.peer,
@@ -198,8 +199,8 @@ impl Store {
     }
 
     /// The subscription an assigned number belongs to.
-    pub async fn number_owner(&self, number: &str) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar::<_, i64>(
+    pub async fn number_owner(&self, number: &str) -> Result<Option<SubscriptionId>, StoreError> {
+        Ok(sqlx::query_scalar::<_, SubscriptionId>(
             "SELECT subscription_id FROM numbers WHERE e164 = $1 AND state = 'assigned' \
              AND subscription_id IS NOT NULL",
         )
@@ -209,7 +210,7 @@ impl Store {
     }
 
     /// Where `owner`'s incoming calls go instead of its presence sockets, if anywhere.
-    pub async fn inbound_sip_uri(&self, owner: i64) -> Result<Option<String>, StoreError> {
+    pub async fn inbound_sip_uri(&self, owner: SubscriptionId) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar::<_, String>("SELECT inbound_sip_uri FROM voice_routes WHERE subscription_id = $1")
             .bind(owner)
             .fetch_optional(&self.read)
@@ -217,7 +218,12 @@ impl Store {
     }
 
     /// Sets (or with `None` removes) `owner`'s inbound SIP route.
-    pub async fn set_inbound_sip_uri(&self, owner: i64, uri: Option<&str>, now_ms: i64) -> Result<(), StoreError> {
+    pub async fn set_inbound_sip_uri(
+        &self,
+        owner: SubscriptionId,
+        uri: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         match uri {
             Some(uri) => {
                 sqlx::query(
@@ -243,7 +249,7 @@ impl Store {
     /// One page of `owner`'s calls, newest first, after `after` (keyset).
     pub async fn call_history(
         &self,
-        owner: i64,
+        owner: SubscriptionId,
         direction: Option<CallDirection>,
         after: Option<HistoryCursor>,
         limit: i64,

@@ -3,6 +3,7 @@
 //! must (re)submit after a restart.
 
 use super::{Backend, Store, StoreError};
+use crate::ids::{MessageId, SubscriptionId};
 
 /// Claim on SQLite: a single write statement holds the write lock, so it is atomic as is.
 const CLAIM_SQLITE: &str = "UPDATE messages SET delivered_at = $1 WHERE id IN (\
@@ -19,7 +20,7 @@ const CLAIM_POSTGRES: &str = "UPDATE messages SET delivered_at = $1 WHERE id IN 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ClaimedMessage {
     pub id: i64,
-    pub message_id: String,
+    pub message_id: MessageId,
     /// Our number (the recipient).
     pub number: String,
     /// The sender.
@@ -99,7 +100,7 @@ pub struct HistoryFilter {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HistoryRow {
     pub id: i64,
-    pub message_id: String,
+    pub message_id: MessageId,
     pub number: String,
     #[sqlx(try_from = "String")]
     pub direction: Direction,
@@ -127,7 +128,12 @@ pub struct PendingOutbound {
 impl Store {
     /// Claims up to `limit` unclaimed inbound messages of `owner`, oldest first. Concurrent
     /// callers never receive the same message.
-    pub async fn claim_inbound(&self, owner: i64, limit: i64, now_ms: i64) -> Result<Vec<ClaimedMessage>, StoreError> {
+    pub async fn claim_inbound(
+        &self,
+        owner: SubscriptionId,
+        limit: i64,
+        now_ms: i64,
+    ) -> Result<Vec<ClaimedMessage>, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => CLAIM_SQLITE,
             Backend::Postgres => CLAIM_POSTGRES,
@@ -145,7 +151,7 @@ impl Store {
     /// Unclaimed inbound messages of `owner` with ids above `after_id`, oldest first.
     pub async fn unclaimed_inbound(
         &self,
-        owner: i64,
+        owner: SubscriptionId,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -163,7 +169,7 @@ impl Store {
     /// Inbound messages of `owner` already handed out, with ids above `after_id`, oldest first.
     pub async fn claimed_after(
         &self,
-        owner: i64,
+        owner: SubscriptionId,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<ClaimedMessage>, StoreError> {
@@ -202,7 +208,12 @@ impl Store {
     }
 
     /// One page of `owner`'s history, newest first; fetches `limit` rows.
-    pub async fn history(&self, owner: i64, filter: &HistoryFilter, limit: i64) -> Result<Vec<HistoryRow>, StoreError> {
+    pub async fn history(
+        &self,
+        owner: SubscriptionId,
+        filter: &HistoryFilter,
+        limit: i64,
+    ) -> Result<Vec<HistoryRow>, StoreError> {
         let direction = filter.direction.map(Direction::as_str);
         let (after_created, after_id) = match filter.after {
             Some(c) => (Some(c.created_at), Some(c.id)),

@@ -8,6 +8,7 @@
 
 mod audit;
 mod calls;
+mod ids;
 mod messages;
 mod payments;
 mod subscriptions;

@@ -6,6 +6,7 @@
 use super::calls::UnknownValue;
 use super::subscriptions::{Grant, GrantRequest, TAKE_FREE_POSTGRES, TAKE_FREE_SQLITE};
 use super::{Backend, Store, StoreError};
+use crate::ids::SubscriptionId;
 
 #[derive(Debug, Clone)]
 pub struct NewPayment<'a> {
@@ -80,7 +81,7 @@ pub struct EarlierPayment {
     pub payer: String,
     #[sqlx(try_from = "String")]
     pub state: PaymentState,
-    pub subscription_id: Option<i64>,
+    pub subscription_id: Option<SubscriptionId>,
     pub tx_hash: Option<String>,
     pub error: Option<String>,
 }
@@ -110,7 +111,7 @@ pub struct UnsettledPayment {
 /// A wallet's subscription, whatever its state.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WalletSubscription {
-    pub id: i64,
+    pub id: SubscriptionId,
     pub number: String,
     pub expires_at: i64,
     /// Set once the number went back to the pool.
@@ -361,7 +362,7 @@ impl Store {
     /// recovery); with `revoke_others`, every older token of the subscription dies.
     pub async fn issue_token(
         &self,
-        subscription_id: i64,
+        subscription_id: SubscriptionId,
         token_hash: &[u8],
         revoke_others: bool,
         now_ms: i64,

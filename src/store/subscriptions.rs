@@ -3,6 +3,7 @@
 //! a free one, store the new token's hash, write the audit row if any.
 
 use super::{AuditEntry, Backend, Store, StoreError};
+use crate::ids::SubscriptionId;
 
 /// Picks a free number; on Postgres, concurrent pickers skip each other's rows.
 pub(super) const TAKE_FREE_SQLITE: &str = "SELECT e164 FROM numbers WHERE state = 'free' ORDER BY e164 LIMIT 1";
@@ -37,7 +38,7 @@ pub struct GrantRequest<'a> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
-    pub subscription_id: i64,
+    pub subscription_id: SubscriptionId,
     pub number: String,
     pub expires_at: i64,
     pub renewed: bool,
@@ -48,7 +49,7 @@ pub struct Grant {
 pub struct AuthRow {
     pub token_hash: Vec<u8>,
     pub revoked_at: Option<i64>,
-    pub subscription_id: i64,
+    pub subscription_id: SubscriptionId,
     pub wallet: String,
     pub number: String,
     pub plan: String,
@@ -217,7 +218,7 @@ impl Store {
                         .execute(&mut **tx)
                         .await?;
                 }
-                Grant { subscription_id: id, number, expires_at, renewed: true }
+                Grant { subscription_id: SubscriptionId::new(id), number, expires_at, renewed: true }
             }
             // New wallet, or one whose number was released after its grace period.
             previous => {
@@ -286,7 +287,7 @@ impl Store {
                 if taken != 1 {
                     return Err(StoreError::Invariant(format!("number {number} was not {from_state} when granted")));
                 }
-                Grant { subscription_id: id, number, expires_at, renewed: false }
+                Grant { subscription_id: SubscriptionId::new(id), number, expires_at, renewed: false }
             }
         };
 

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::calls::{CallDirection, CallState, EndReason};
 use super::{Backend, ClaimedMessage, Store, StoreError};
+use crate::ids::{CallId, MessageId, SubscriptionId};
 use crate::metrics::{PhaseLabels, WriterMetrics};
 
 /// Jobs queued at most; senders wait (backpressure) beyond it.
@@ -62,8 +63,8 @@ fn padded(n: usize) -> usize {
 /// A new outbound message, `queued`.
 #[derive(Debug, Clone)]
 pub struct OutboundInsert {
-    pub message_id: String,
-    pub owner: i64,
+    pub message_id: MessageId,
+    pub owner: SubscriptionId,
     pub number: String,
     pub peer: String,
     pub body: String,
@@ -75,7 +76,7 @@ pub struct OutboundInsert {
 /// the owner is the subscription holding it at that moment.
 #[derive(Debug, Clone)]
 pub struct InboundInsert {
-    pub message_id: String,
+    pub message_id: MessageId,
     pub to: String,
     pub from: String,
     pub body: String,
@@ -86,7 +87,7 @@ pub struct InboundInsert {
     pub part: Option<InboundPart>,
     /// Claim the stored message for this subscription in the same transaction (a long-poll of
     /// that owner is parked, waiting for it), provided it still holds the number.
-    pub claim_for: Option<i64>,
+    pub claim_for: Option<SubscriptionId>,
 }
 
 /// Where a part sits in its concatenated message.
@@ -107,7 +108,7 @@ pub enum InboundOutcome {
     PartStored,
     /// The message (or the last part, completing it) is stored as row `id` for `owner`;
     /// `claimed` is the message as handed out when it was claimed for `claim_for`.
-    Stored { id: i64, owner: i64, claimed: Option<ClaimedMessage> },
+    Stored { id: i64, owner: SubscriptionId, claimed: Option<ClaimedMessage> },
 }
 
 /// Where an outbound message moves. Transitions are monotonic: each target names the states
@@ -164,8 +165,8 @@ enum Job {
 #[derive(Debug, Clone)]
 pub enum CallWrite {
     Insert {
-        call_id: String,
-        owner: i64,
+        call_id: CallId,
+        owner: SubscriptionId,
         number: String,
         direction: CallDirection,
         peer: String,
@@ -174,14 +175,14 @@ pub enum CallWrite {
         now_ms: i64,
     },
     Ringing {
-        call_id: String,
+        call_id: CallId,
     },
     Answered {
-        call_id: String,
+        call_id: CallId,
         at_ms: i64,
     },
     End {
-        call_id: String,
+        call_id: CallId,
         state: CallState,
         reason: EndReason,
         sip_code: Option<i64>,
@@ -455,7 +456,7 @@ async fn execute(
         }
         let returned: HashMap<String, i64> = q.fetch_all(&mut *tx).await?.into_iter().map(|(id, m)| (m, id)).collect();
         for (i, row) in chunk {
-            let id = returned.get(&row.message_id).copied().ok_or(sqlx::Error::RowNotFound)?;
+            let id = returned.get(row.message_id.as_str()).copied().ok_or(sqlx::Error::RowNotFound)?;
             outcomes[*i] = Some(Outcome::Id(id));
         }
     }
@@ -563,7 +564,7 @@ async fn insert_inbound(
     body: &str,
 ) -> Result<InboundOutcome, sqlx::Error> {
     // `delivered_at` is the claim: set only when the number's holder is the one waiting.
-    let stored = sqlx::query_as::<_, (i64, i64, Option<i64>)>(
+    let stored = sqlx::query_as::<_, (i64, SubscriptionId, Option<i64>)>(
         "INSERT INTO messages (message_id, owner, number, direction, peer, body, status, carrier_id, \
          created_at, updated_at, received_at, delivered_at) \
          SELECT $1, n.subscription_id, n.e164, 'received', $2, $3, NULL, $4, $5, $5, $6, \
@@ -820,8 +821,8 @@ mod tests {
         store.migrate().await.expect("migrate");
         let (writer, task) = MessageWriter::spawn(store.clone(), WriterMetrics::new());
         let row = |k: usize| OutboundInsert {
-            message_id: format!("m{k}"),
-            owner: 1,
+            message_id: MessageId::from_stored(format!("msg_{k}")),
+            owner: SubscriptionId::new(1),
             number: "+15550100000".into(),
             peer: "+15557654321".into(),
             body: "x".repeat(100),
@@ -870,7 +871,7 @@ mod tests {
         let metrics = WriterMetrics::new();
         let (writer, task) = MessageWriter::spawn(store.clone(), metrics.clone());
         let mo = |id: &str, to: &str, body: &str, part: Option<InboundPart>| InboundInsert {
-            message_id: id.into(),
+            message_id: MessageId::from_stored(id.into()),
             to: to.into(),
             from: "+15557654321".into(),
             body: body.into(),

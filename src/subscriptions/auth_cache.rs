@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Caller;
+use crate::ids::SubscriptionId;
 
 /// Entries kept at most; the cache is emptied when full (it refills from the database).
 const MAX_ENTRIES: usize = 65_536;
@@ -38,7 +39,7 @@ impl AuthCache {
         entries.insert(hash, (caller, Instant::now()));
     }
 
-    pub fn forget_subscription(&self, subscription_id: i64) {
+    pub fn forget_subscription(&self, subscription_id: SubscriptionId) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.retain(|_, (c, _)| c.subscription_id != subscription_id);
     }
@@ -50,7 +51,7 @@ mod tests {
 
     fn caller(id: i64) -> Caller {
         Caller {
-            subscription_id: id,
+            subscription_id: SubscriptionId::new(id),
             wallet: crate::wallet::Address::parse("0x1111111111111111111111111111111111111111").expect("address"),
             number: crate::e164::E164::parse("+12025550100").expect("number"),
             plan: "yearly".to_owned(),
@@ -65,8 +66,8 @@ mod tests {
         let cache = AuthCache::new(Duration::from_secs(60));
         cache.insert([1; 32], caller(1));
         cache.insert([2; 32], caller(2));
-        assert_eq!(cache.get(&[1; 32]).map(|c| c.subscription_id), Some(1));
-        cache.forget_subscription(1);
+        assert_eq!(cache.get(&[1; 32]).map(|c| c.subscription_id), Some(SubscriptionId::new(1)));
+        cache.forget_subscription(SubscriptionId::new(1));
         assert!(cache.get(&[1; 32]).is_none());
         assert!(cache.get(&[2; 32]).is_some());
 

@@ -28,6 +28,7 @@ pub use waitlist::WaitlistError;
 use crate::clock;
 use crate::config::SubscriptionsConfig;
 use crate::e164::E164;
+use crate::ids::SubscriptionId;
 use crate::store::{AuditEntry, Grant, GrantRequest, NumberRow, PoolCounts, Store, StoreError, SubscriptionSource};
 use crate::wallet::Address;
 
@@ -52,7 +53,7 @@ pub enum AuthError {
     Unauthorized,
     /// The stored subscription's wallet or number does not parse: the database was edited by hand.
     #[error("subscription {subscription_id} has a malformed wallet or number in the database")]
-    Corrupt { subscription_id: i64 },
+    Corrupt { subscription_id: SubscriptionId },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,7 +61,7 @@ pub enum AuthError {
 /// The subscription behind a valid bearer token.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub subscription_id: i64,
+    pub subscription_id: SubscriptionId,
     pub wallet: Address,
     pub number: E164,
     pub plan: String,

@@ -22,6 +22,7 @@ use super::ending::{EndReason, Ending, FinalState, StreamClose};
 use super::recorder::{Recorder, RecordingLayout};
 use super::{Inner, presence_event};
 use crate::clock;
+use crate::ids::CallId;
 use crate::media::Codec;
 use crate::media::frame::{self, FRAME_BYTES, FRAME_SAMPLES, NARROWBAND_FRAME_SAMPLES, Reframer};
 use crate::media::g711::Law;
@@ -97,7 +98,7 @@ pub enum DialProgress {
 
 pub(super) struct CallTask {
     pub inner: Arc<Inner>,
-    pub call_id: String,
+    pub call_id: CallId,
     pub number: String,
     pub peer: String,
     pub direction: Direction,
@@ -675,7 +676,7 @@ impl CallTask {
     }
 }
 
-fn presence_event_ended(call_id: &str, reason: &str) -> String {
+fn presence_event_ended(call_id: &CallId, reason: &str) -> String {
     presence_event(json!({"event": "ended", "call_id": call_id, "reason": reason}))
 }
 

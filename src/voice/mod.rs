@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::clock;
 use crate::e164::E164;
+use crate::ids::{CallId, SubscriptionId};
 use crate::metrics::Metrics;
 use crate::store::{CallRow, CallState, CallWrite, HistoryCursor, MessageWriter, Store, StoreError};
 use crate::subscriptions::Caller;
@@ -65,7 +65,7 @@ pub enum VoiceError {
 /// A placed call.
 #[derive(Debug, Clone)]
 pub struct Dialed {
-    pub call_id: String,
+    pub call_id: CallId,
     pub state: DialedState,
 }
 
@@ -129,7 +129,7 @@ pub struct VoiceService {
 }
 
 struct CallEntry {
-    owner: i64,
+    owner: SubscriptionId,
     control: mpsc::Sender<Control>,
     streaming: Arc<AtomicBool>,
 }
@@ -144,7 +144,7 @@ pub(crate) struct Inner {
     recordings: Option<std::path::PathBuf>,
     /// `ws://host` or `wss://host`, from the public URL.
     stream_base: String,
-    calls: Mutex<HashMap<String, CallEntry>>,
+    calls: Mutex<HashMap<CallId, CallEntry>>,
     presence: Mutex<HashMap<String, Vec<PresenceSocket>>>,
     next_presence: AtomicU64,
     shutdown: watch::Receiver<bool>,
@@ -182,16 +182,9 @@ fn presence_event(value: serde_json::Value) -> String {
     value.to_string()
 }
 
-fn new_call_id() -> String {
-    let mut id = String::with_capacity(31);
-    id.push_str("call_");
-    id.extend(rand::rng().sample_iter(rand::distr::Alphanumeric).take(26).map(char::from));
-    id
-}
-
 impl Inner {
     /// A call ended: forget it and tell the number's presence sockets.
-    fn ended(&self, call_id: &str, number: &str, event: String) {
+    fn ended(&self, call_id: &CallId, number: &str, event: String) {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).remove(call_id);
         self.metrics.voice_calls_active.dec();
         self.broadcast(number, event);
@@ -206,7 +199,7 @@ impl Inner {
         }
     }
 
-    fn stream_url(&self, call_id: &str) -> String {
+    fn stream_url(&self, call_id: &CallId) -> String {
         format!("{}/sms/voice/stream/{call_id}", self.stream_base)
     }
 
@@ -261,7 +254,7 @@ impl VoiceService {
     }
 
     /// The WebSocket URL of a call's audio stream.
-    pub fn stream_url(&self, call_id: &str) -> String {
+    pub fn stream_url(&self, call_id: &CallId) -> String {
         self.inner.stream_url(call_id)
     }
 
@@ -292,7 +285,7 @@ impl VoiceService {
         if let Some(uri) = &callback {
             crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
         }
-        let call_id = new_call_id();
+        let call_id = CallId::generate();
         let row = CallWrite::Insert {
             call_id: call_id.clone(),
             owner,
@@ -306,7 +299,7 @@ impl VoiceService {
         if self.inner.writer.call(row).await? == 0 {
             return Err(VoiceError::Busy);
         }
-        let fail = |call_id: String| CallWrite::End {
+        let fail = |call_id: CallId| CallWrite::End {
             call_id,
             state: CallState::Failed,
             reason: EndReason::Failed,
@@ -362,19 +355,19 @@ impl VoiceService {
 
     /// Sets (or clears) where `owner`'s incoming calls go: its own SIP endpoint. Checked for
     /// syntax and scheme here; the address is checked when a call is placed to it.
-    pub async fn set_inbound_sip_uri(&self, owner: i64, uri: Option<&str>) -> Result<(), VoiceError> {
+    pub async fn set_inbound_sip_uri(&self, owner: SubscriptionId, uri: Option<&str>) -> Result<(), VoiceError> {
         if let Some(uri) = uri {
             crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
         }
         Ok(self.inner.store.set_inbound_sip_uri(owner, uri, clock::now_ms()).await?)
     }
 
-    pub async fn inbound_sip_uri(&self, owner: i64) -> Result<Option<String>, VoiceError> {
+    pub async fn inbound_sip_uri(&self, owner: SubscriptionId) -> Result<Option<String>, VoiceError> {
         Ok(self.inner.store.inbound_sip_uri(owner).await?)
     }
 
     /// Hangs up `owner`'s active call.
-    pub fn hangup(&self, owner: i64, call_id: &str) -> Result<(), VoiceError> {
+    pub fn hangup(&self, owner: SubscriptionId, call_id: &str) -> Result<(), VoiceError> {
         let calls = self.inner.calls.lock().unwrap_or_else(|e| e.into_inner());
         match calls.get(call_id) {
             Some(entry) if entry.owner == owner => {
@@ -387,7 +380,7 @@ impl VoiceService {
 
     /// Checks that `owner` may open the stream of `call_id` and reserves it; call before the
     /// WebSocket upgrade so refusals are plain HTTP answers.
-    pub fn claim_stream(&self, owner: i64, call_id: &str) -> Result<StreamClaim, VoiceError> {
+    pub fn claim_stream(&self, owner: SubscriptionId, call_id: &str) -> Result<StreamClaim, VoiceError> {
         let calls = self.inner.calls.lock().unwrap_or_else(|e| e.into_inner());
         let entry = calls.get(call_id).filter(|e| e.owner == owner).ok_or(VoiceError::NotFound)?;
         if entry.streaming.swap(true, Ordering::AcqRel) {
@@ -419,7 +412,7 @@ impl VoiceService {
     /// of the next page when there is one.
     pub async fn history(
         &self,
-        owner: i64,
+        owner: SubscriptionId,
         direction: Option<Direction>,
         after: Option<HistoryCursor>,
         limit: i64,
@@ -459,8 +452,8 @@ impl StreamClaim {
 }
 
 struct CallSetup {
-    call_id: String,
-    owner: i64,
+    call_id: CallId,
+    owner: SubscriptionId,
     number: String,
     peer: String,
     direction: Direction,
@@ -520,7 +513,7 @@ async fn offer(inner: &Arc<Inner>, call: IncomingCall) -> Result<(), StoreError>
         let _ = leg.commands.send(LegCommand::Reject(Refusal::NotFound)).await;
         return Ok(());
     };
-    let call_id = new_call_id();
+    let call_id = CallId::generate();
     let row = |state: CallState, end_reason: Option<EndReason>| CallWrite::Insert {
         call_id: call_id.clone(),
         owner,
