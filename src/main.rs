@@ -3,11 +3,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use agentline::config::Config;
-use agentline::e164::E164;
 use agentline::store::Store;
 use agentline::subscriptions::SubscriptionService;
 
@@ -111,15 +110,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn add(service: &SubscriptionService, mut numbers: Vec<String>) -> anyhow::Result<()> {
-    let bad: Vec<&String> = numbers.iter().filter(|n| E164::parse(n).is_err()).collect();
-    if !bad.is_empty() {
-        bail!("not E.164 numbers (nothing added): {bad:?}");
-    }
-    numbers.sort_unstable();
-    numbers.dedup();
-    let added = service.add_numbers(&numbers, "cli").await?;
-    println!("added {added}, already present {}", numbers.len() as u64 - added);
+async fn add(service: &SubscriptionService, numbers: Vec<String>) -> anyhow::Result<()> {
+    let done = service.add_numbers(numbers, "cli").await?;
+    println!("added {}, already present {}", done.added, done.already_present);
     Ok(())
 }
 

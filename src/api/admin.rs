@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::extract::{Admin, AppJson};
 use crate::clock::rfc3339;
-use crate::e164::E164;
 use crate::error::ApiError;
 use crate::wallet::Address;
 
@@ -37,15 +36,8 @@ pub async fn add_numbers(
     if req.numbers.is_empty() || req.numbers.len() > MAX_NUMBERS_PER_REQUEST {
         return Err(ApiError::invalid_request(format!("numbers must hold 1 to {MAX_NUMBERS_PER_REQUEST} entries")));
     }
-    let bad: Vec<&str> = req.numbers.iter().filter(|n| E164::parse(n).is_err()).map(String::as_str).take(10).collect();
-    if !bad.is_empty() {
-        return Err(ApiError::invalid_request(format!("not E.164 numbers (nothing added): {}", bad.join(", "))));
-    }
-    let mut unique = req.numbers;
-    unique.sort_unstable();
-    unique.dedup();
-    let added = state.subscriptions.add_numbers(&unique, ACTOR).await?;
-    Ok(Json(AddNumbersResponse { added, ignored: unique.len() as u64 - added }))
+    let done = state.subscriptions.add_numbers(req.numbers, ACTOR).await?;
+    Ok(Json(AddNumbersResponse { added: done.added, ignored: done.already_present }))
 }
 
 #[derive(Serialize)]

@@ -49,6 +49,7 @@ impl From<SubscriptionError> for ApiError {
     fn from(err: SubscriptionError) -> Self {
         match err {
             SubscriptionError::PoolExhausted => pool_exhausted(),
+            SubscriptionError::NotE164(_) => ApiError::invalid_request(err.to_string()),
             SubscriptionError::Store(e) => ApiError::internal(&e),
         }
     }

@@ -39,10 +39,20 @@ const RECYCLE_INTERVAL: Duration = Duration::from_secs(60);
 /// (another node, SQL by hand) take effect within this time.
 pub const AUTH_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// What [`SubscriptionService::add_numbers`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumbersAdded {
+    pub added: u64,
+    pub already_present: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SubscriptionError {
     #[error("no free number in the pool")]
     PoolExhausted,
+    /// Numbers offered to the pool that are not E.164 (the first ten); nothing was added.
+    #[error("not E.164 numbers (nothing added): {}", .0.join(", "))]
+    NotE164(Vec<String>),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -229,8 +239,20 @@ impl SubscriptionService {
         self.store.ping().await
     }
 
-    /// Adds numbers to the pool; answers how many were new.
-    pub async fn add_numbers(&self, numbers: &[String], actor: &str) -> Result<u64, SubscriptionError> {
+    /// Adds numbers to the pool, all or none: every one must be E.164; duplicates count once.
+    pub async fn add_numbers(&self, mut numbers: Vec<String>, actor: &str) -> Result<NumbersAdded, SubscriptionError> {
+        let bad: Vec<String> = numbers.iter().filter(|n| E164::parse(n).is_err()).take(10).cloned().collect();
+        if !bad.is_empty() {
+            return Err(SubscriptionError::NotE164(bad));
+        }
+        numbers.sort_unstable();
+        numbers.dedup();
+        let added = self.insert_numbers(&numbers, actor).await?;
+        Ok(NumbersAdded { added, already_present: numbers.len() as u64 - added })
+    }
+
+    /// Inserts checked, distinct numbers; answers how many were new.
+    async fn insert_numbers(&self, numbers: &[String], actor: &str) -> Result<u64, SubscriptionError> {
         let now_ms = clock::now_ms();
         let audit = AuditEntry {
             at_ms: now_ms,
@@ -249,7 +271,7 @@ impl SubscriptionService {
         if counts.free + counts.reserved + counts.assigned + counts.quarantined > 0 {
             return Ok(0);
         }
-        self.add_numbers(numbers, "seed").await
+        Ok(self.add_numbers(numbers.to_vec(), "seed").await?.added)
     }
 
     fn grace_ms(&self) -> i64 {
