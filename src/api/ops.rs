@@ -23,18 +23,30 @@ pub struct Health {
 }
 
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", uptime: state.started.elapsed().as_secs(), version: env!("CARGO_PKG_VERSION") })
+    Json(Health {
+        status: "ok",
+        uptime: state.started.elapsed().as_secs(),
+        version: env!("CARGO_PKG_VERSION"),
+    })
 }
 
 #[derive(Serialize)]
 struct Check {
-    status: &'static str,
+    status: CheckStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+}
+
+/// One readiness check's outcome.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum CheckStatus {
+    Ok,
+    Fail,
 }
 
 #[derive(Serialize)]
@@ -52,28 +64,35 @@ pub struct Readiness {
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let database = match tokio::time::timeout(READY_DB_TIMEOUT, state.subscriptions.ping_store()).await {
-        Ok(Ok(())) => Check { status: "ok", name: None, error: None, reason: None },
+        Ok(Ok(())) => Check { status: CheckStatus::Ok, name: None, error: None, reason: None },
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness: database check failed");
-            Check { status: "fail", name: None, error: Some("database unreachable".to_owned()), reason: None }
+            Check {
+                status: CheckStatus::Fail,
+                name: None,
+                error: Some("database unreachable".to_owned()),
+                reason: None,
+            }
         }
-        Err(_) => Check { status: "fail", name: None, error: Some("database timed out".to_owned()), reason: None },
+        Err(_) => {
+            Check { status: CheckStatus::Fail, name: None, error: Some("database timed out".to_owned()), reason: None }
+        }
     };
     let network = state.sms.network();
     let sms_network = match network.link_state() {
-        LinkState::Up => Check { status: "ok", name: Some(network.name()), error: None, reason: None },
+        LinkState::Up => Check { status: CheckStatus::Ok, name: Some(network.name()), error: None, reason: None },
         LinkState::Down { reason } => {
-            Check { status: "fail", name: Some(network.name()), error: None, reason: Some(reason) }
+            Check { status: CheckStatus::Fail, name: Some(network.name()), error: None, reason: Some(reason) }
         }
     };
     let voice = state.voice.network();
     let voice_network = match voice.link_state() {
-        LinkState::Up => Check { status: "ok", name: Some(voice.name()), error: None, reason: None },
+        LinkState::Up => Check { status: CheckStatus::Ok, name: Some(voice.name()), error: None, reason: None },
         LinkState::Down { reason } => {
-            Check { status: "fail", name: Some(voice.name()), error: None, reason: Some(reason) }
+            Check { status: CheckStatus::Fail, name: Some(voice.name()), error: None, reason: Some(reason) }
         }
     };
-    let all_ok = database.status == "ok" && sms_network.status == "ok" && voice_network.status == "ok";
+    let all_ok = [&database, &sms_network, &voice_network].iter().all(|c| c.status == CheckStatus::Ok);
     let code = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if all_ok { "ready" } else { "unavailable" };
     (code, Json(Readiness { status, checks: Checks { database, sms_network, voice_network } }))
