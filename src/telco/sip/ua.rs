@@ -221,11 +221,11 @@ impl VoiceNetwork for SipNetwork {
 
     fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
         Box::pin(async move {
-            let refused = |e: EndpointError| DialError::BadTarget(e.to_string());
-            let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await.map_err(refused)?;
+            let (uri, peer) =
+                resolve_endpoint(&uri, self.allow_private_endpoints).await.map_err(DialError::BadTarget)?;
             self.carrier
                 .refuses(peer.addr, self.carrier_port(), &[self.public, self.local], self.allow_private_endpoints)
-                .map_err(refused)?;
+                .map_err(DialError::BadTarget)?;
             let (reply, answer) = oneshot::channel();
             self.commands
                 .send(Command::DialUri { from, uri, peer, reply })
@@ -242,14 +242,6 @@ impl VoiceNetwork for SipNetwork {
 
 use super::endpoint_policy::{Carrier, may_target, resolve_endpoint};
 pub use super::endpoint_policy::{Cidr, EndpointError};
-
-/// Compat for `voice`, which wraps the refusal in `VoiceError::BadSipUri(String)` with
-/// `.map_err(VoiceError::BadSipUri)`: the text is the `Display` of the typed
-/// [`EndpointError`] from [`super::endpoint_policy::check_endpoint_uri`], which new callers use.
-/// The one `String` error left in sip; it goes when `voice` carries `EndpointError`.
-pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
-    super::endpoint_policy::check_endpoint_uri(text).map_err(|e| e.to_string())
-}
 
 /// The local address the kernel would send from towards `to` (no packet is sent).
 fn route_ip(to: SocketAddr) -> Option<IpAddr> {
