@@ -137,6 +137,8 @@ pub enum LinkError {
 pub struct Responder {
     out: mpsc::Sender<Vec<u8>>,
     sequence_number: u32,
+    /// The connection's tasks: a deferred answer waits among them and ends with the connection.
+    tasks: TaskSet,
 }
 
 impl Responder {
@@ -152,6 +154,17 @@ impl Responder {
         if let Ok(bytes) = pdu::encode(&resp) {
             let _ = self.out.send(bytes).await;
         }
+    }
+
+    /// Answers with the status `decided` resolves to, without holding the reader up meanwhile.
+    /// The wait is one of the connection's tasks: if the link closes first it is dropped
+    /// unanswered, and the SMSC delivers again.
+    pub fn respond_when(self, decided: impl Future<Output = u32> + Send + 'static) {
+        let tasks = self.tasks.clone();
+        let _ = tasks.spawn(async move {
+            let command_status = decided.await;
+            self.respond(command_status).await;
+        });
     }
 }
 
@@ -320,7 +333,7 @@ impl Session {
                 match pdu::frame_len(&buf) {
                     Ok(None) => break,
                     Ok(Some(len)) => {
-                        let ended = self.on_frame(&conn, &buf[..len], handler).await;
+                        let ended = self.on_frame(&conn, &tasks, &buf[..len], handler).await;
                         buf.drain(..len);
                         if let Some(reason) = ended {
                             break 'serve reason;
@@ -371,7 +384,13 @@ impl Session {
     }
 
     /// Handles one framed PDU; `Some(reason)` ends the connection.
-    async fn on_frame(&self, conn: &Arc<Conn>, frame: &[u8], handler: &dyn DeliverHandler) -> Option<LinkError> {
+    async fn on_frame(
+        &self,
+        conn: &Arc<Conn>,
+        tasks: &TaskSet,
+        frame: &[u8],
+        handler: &dyn DeliverHandler,
+    ) -> Option<LinkError> {
         let pdu = match pdu::decode(frame) {
             Ok(pdu) => pdu,
             Err(err) => {
@@ -402,7 +421,8 @@ impl Session {
                 respond(conn, CommandId::ENQUIRE_LINK_RESP, 0, pdu.sequence_number, Body::EnquireLinkResp).await;
             }
             CommandId::DELIVER_SM if self.settings.bind.can_receive() => {
-                let responder = Responder { out: conn.out.clone(), sequence_number: pdu.sequence_number };
+                let responder =
+                    Responder { out: conn.out.clone(), sequence_number: pdu.sequence_number, tasks: tasks.clone() };
                 handler.on_deliver(pdu, responder).await;
             }
             CommandId::UNBIND => {
