@@ -343,11 +343,16 @@ impl App {
                 network_tasks.extend(tasks);
                 Arc::new(sip)
             }
-            None => Arc::new(telco::sim::voice::SimVoice::new(
-                incoming_tx,
-                on_net,
-                Duration::from_millis(config.sim.answer_delay_ms),
-            )),
+            None => {
+                let (sim, joiner) = telco::sim::voice::SimVoice::start(
+                    incoming_tx,
+                    on_net,
+                    Duration::from_millis(config.sim.answer_delay_ms),
+                    network_stop.subscribe(),
+                );
+                network_tasks.push(joiner);
+                Arc::new(sim)
+            }
         };
         let (voice, voice_task) = voice::VoiceService::start(
             store.clone(),

@@ -12,6 +12,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinSet};
@@ -134,6 +135,42 @@ impl TaskSet {
         }
     }
 
+    /// [`Self::join`], bounded: what still runs `timeout` after the call is aborted (and waited
+    /// for), so a task that ignores its stop signal cannot hold shutdown up. Answers whether
+    /// every task ended by itself.
+    pub async fn join_within(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let mut running = {
+                let mut tasks = self.lock();
+                if tasks.running.is_empty() {
+                    tasks.closed = true;
+                    return true;
+                }
+                std::mem::take(&mut tasks.running)
+            };
+            loop {
+                match tokio::time::timeout_at(deadline, running.join_next()).await {
+                    Ok(Some(done)) => self.reaped(done),
+                    Ok(None) => break,
+                    Err(_) => {
+                        tracing::warn!(
+                            tasks = self.inner.name,
+                            left = running.len(),
+                            "tasks aborted: not ended in {timeout:?}"
+                        );
+                        running.abort_all();
+                        while let Some(done) = running.join_next().await {
+                            self.reaped(done);
+                        }
+                        self.abort().await;
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+
     /// Stops every task in the set at its next `.await`, waits until they are gone, and
     /// closes the set. For tasks that have nothing to finish (a dead connection's writer).
     pub async fn abort(&self) {
@@ -173,7 +210,6 @@ impl std::fmt::Debug for TaskSet {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
 
     #[tokio::test]
     async fn join_waits_for_all_and_concurrency_is_capped() {
@@ -234,6 +270,35 @@ mod tests {
         assert!(tasks.len() <= 1, "the panicked task was reaped");
         tasks.join().await;
         assert!(tasks.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn join_within_waits_for_tasks_that_end_and_aborts_one_that_does_not() {
+        let tasks = TaskSet::new("test");
+        let done = Arc::new(AtomicUsize::new(0));
+        let d = done.clone();
+        tasks
+            .spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                d.fetch_add(1, Ordering::SeqCst);
+            })
+            .expect("open");
+        assert!(tasks.join_within(Duration::from_secs(1)).await, "the task ended by itself");
+        assert_eq!(done.load(Ordering::SeqCst), 1);
+
+        let tasks = TaskSet::new("test");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tasks
+            .spawn(async move {
+                let _tx = tx;
+                std::future::pending::<()>().await;
+            })
+            .expect("open");
+        let started = tokio::time::Instant::now();
+        assert!(!tasks.join_within(Duration::from_secs(1)).await, "the stuck task was aborted");
+        assert_eq!(started.elapsed(), Duration::from_secs(1));
+        assert!(rx.await.is_err(), "the aborted task is gone, its sender dropped");
+        assert_eq!(tasks.spawn(async {}), Err(Closed { name: "test" }));
     }
 
     #[tokio::test]

@@ -107,7 +107,8 @@ impl From<VoiceError> for ApiError {
             VoiceError::BadNumber { .. }
             | VoiceError::SelfCall
             | VoiceError::BadDirection
-            | VoiceError::BadSipUri(_) => ApiError::invalid_request(err.to_string()),
+            | VoiceError::BadSipUri(_)
+            | VoiceError::SipUnsupported => ApiError::invalid_request(err.to_string()),
             VoiceError::NotActive => no_active_subscription(&err.to_string()),
             VoiceError::Forbidden => {
                 ApiError::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, "phone_number not owned by this token")

@@ -11,6 +11,7 @@
 use tokio::sync::mpsc;
 
 use super::LinkState;
+use super::sip::endpoint_policy::EndpointError;
 use crate::e164::E164;
 use crate::future::BoxFuture;
 
@@ -125,7 +126,7 @@ pub enum DialError {
     Unsupported,
     /// A SIP URI we will not or cannot call; the reason is for the caller.
     #[error("{0}")]
-    BadTarget(String),
+    BadTarget(EndpointError),
 }
 
 pub trait VoiceNetwork: Send + Sync + 'static {

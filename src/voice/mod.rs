@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::store::{CallRow, CallState, CallWrite, HistoryCursor, MessageWriter, Store, StoreError};
 use crate::subscriptions::Caller;
 use crate::telco::LinkState;
+use crate::telco::sip::endpoint_policy::{EndpointError, check_endpoint_uri};
 use crate::telco::voice::{DialError, IncomingCall, LegCommand, Refusal, VoiceNetwork};
 use call::{CallTask, Control, DialProgress, Direction, State, StreamIo};
 use ending::{EndReason, Ending, FinalState};
@@ -57,7 +58,10 @@ pub enum VoiceError {
     AlreadyStreaming,
     /// A SIP endpoint the agent named cannot be used; the text says why.
     #[error("{0}")]
-    BadSipUri(String),
+    BadSipUri(#[from] EndpointError),
+    /// `callback_sip_uri` on a network that cannot call SIP endpoints.
+    #[error("callback_sip_uri needs a SIP trunk: this service runs on the simulated network")]
+    SipUnsupported,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -283,7 +287,7 @@ impl VoiceService {
         }
         // A malformed endpoint is the caller's mistake: refused before a call row exists.
         if let Some(uri) = &callback {
-            crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
+            check_endpoint_uri(uri)?;
         }
         let call_id = CallId::generate();
         let row = CallWrite::Insert {
@@ -313,9 +317,7 @@ impl VoiceService {
                     self.inner.writer.call(fail(call_id.clone())).await?;
                     return Err(match err {
                         DialError::Unavailable => VoiceError::Unavailable,
-                        DialError::Unsupported => VoiceError::BadSipUri(
-                            "callback_sip_uri needs a SIP trunk: this service runs on the simulated network".to_owned(),
-                        ),
+                        DialError::Unsupported => VoiceError::SipUnsupported,
                         DialError::BadTarget(why) => VoiceError::BadSipUri(why),
                     });
                 }
@@ -357,7 +359,7 @@ impl VoiceService {
     /// syntax and scheme here; the address is checked when a call is placed to it.
     pub async fn set_inbound_sip_uri(&self, owner: SubscriptionId, uri: Option<&str>) -> Result<(), VoiceError> {
         if let Some(uri) = uri {
-            crate::telco::sip::ua::check_endpoint_uri(uri).map_err(VoiceError::BadSipUri)?;
+            check_endpoint_uri(uri)?;
         }
         Ok(self.inner.store.set_inbound_sip_uri(owner, uri, clock::now_ms()).await?)
     }

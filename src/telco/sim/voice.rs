@@ -4,29 +4,53 @@
 //! answered by an echo callee that sends every frame (and every DTMF digit) straight back.
 //! Audio is G.711 µ-law at 8 kHz, exactly as on a trunk, so the agent-side pipeline (resampling,
 //! jitter buffer, framing) is exercised as it is in production.
+//!
+//! Each call's relay or echo task belongs to the network's call set, joined by the task
+//! [`SimVoice::start`] hands back once `stop` turns true (the calls have drained by then).
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::OnNet;
 use crate::e164::E164;
 use crate::future::BoxFuture;
+use crate::tasks::TaskSet;
 use crate::telco::LinkState;
 use crate::telco::voice::{
     Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, MediaFrame,
     Refusal, VoiceNetwork,
 };
 
+/// How long the stopped network waits for its calls' tasks (they end with their legs) before
+/// aborting them.
+const CALLS_DRAIN: Duration = Duration::from_secs(2);
+
 pub struct SimVoice {
     incoming: mpsc::Sender<IncomingCall>,
     on_net: OnNet,
     answer_delay: Duration,
+    /// One relay (on-net) or echo task per call.
+    calls: TaskSet,
 }
 
 impl SimVoice {
-    pub fn new(incoming: mpsc::Sender<IncomingCall>, on_net: OnNet, answer_delay: Duration) -> Self {
-        Self { incoming, on_net, answer_delay }
+    /// The network, and the task that joins its calls' tasks once `stop` turns true.
+    pub fn start(
+        incoming: mpsc::Sender<IncomingCall>,
+        on_net: OnNet,
+        answer_delay: Duration,
+        mut stop: watch::Receiver<bool>,
+    ) -> (Self, JoinHandle<()>) {
+        let calls = TaskSet::new("sim calls");
+        let owner = calls.clone();
+        let joiner = tokio::spawn(async move {
+            // A dropped sender means stop as well.
+            let _ = stop.wait_for(|stopped| *stopped).await;
+            owner.join_within(CALLS_DRAIN).await;
+        });
+        (Self { incoming, on_net, answer_delay, calls }, joiner)
     }
 }
 
@@ -61,13 +85,17 @@ impl VoiceNetwork for SimVoice {
                 let (caller, caller_far) = leg(a_in, a_out);
                 let (callee, callee_far) = leg(b_in, b_out);
                 let offer = IncomingCall { from: from.into_string(), to, leg: callee };
-                tokio::spawn(bridge(self.incoming.clone(), offer, caller_far, callee_far));
+                self.calls
+                    .spawn(bridge(self.incoming.clone(), offer, caller_far, callee_far))
+                    .map_err(|_| DialError::Unavailable)?;
                 Ok(caller)
             } else {
                 let (to_caller, media_in) = mpsc::channel(MEDIA_QUEUE);
                 let (media_out, from_caller) = mpsc::channel(MEDIA_QUEUE);
                 let (caller, far) = leg(media_in, media_out);
-                tokio::spawn(echo(far, from_caller, to_caller, self.answer_delay));
+                self.calls
+                    .spawn(echo(far, from_caller, to_caller, self.answer_delay))
+                    .map_err(|_| DialError::Unavailable)?;
                 Ok(caller)
             }
         })

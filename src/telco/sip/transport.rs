@@ -8,6 +8,10 @@
 //! Responses go back where the request came from: to the datagram's source address (what
 //! `rport`, RFC 3581, asks for, and what a NATed trunk needs), or on the same TCP connection.
 //!
+//! The short-lived tasks behind [`SipTransport::send`] (a deferred datagram, a TCP connect) and
+//! each connection's reader and writer belong to the transport's task set, which the UA core
+//! joins with [`SipTransport::close`] after its last message went out.
+//!
 //! What this module must not do: interpret a message beyond parsing it, or keep SIP state.
 
 use std::collections::HashMap;
@@ -25,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::message::{Framing, MAX_BODY_LEN, MAX_HEADER_LEN, Message, frame_len, keepalive_len};
 use super::transaction::{Peer, Transport as Kind};
+use crate::tasks::TaskSet;
 
 /// Received messages queued towards the core at most.
 pub const INBOUND_QUEUE: usize = 4096;
@@ -40,6 +45,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A TCP connection silent this long is closed. Longer than a registration refresh (75 % of
 /// an hour) and a session refresh (half of 30 min), so connections carrying them stay up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(3 * 3600);
+/// How long [`SipTransport::close`] waits for connections and sends in flight before aborting
+/// them.
+const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
 /// One received message and where it came from.
 #[derive(Debug)]
@@ -56,6 +64,8 @@ pub struct SipTransport {
     stop: watch::Receiver<bool>,
     /// Datagrams waiting for the socket to become writable.
     deferred: Arc<AtomicUsize>,
+    /// Deferred datagrams, TCP connects, and each connection's reader and writer.
+    tasks: TaskSet,
 }
 
 impl std::fmt::Debug for SipTransport {
@@ -80,6 +90,7 @@ impl SipTransport {
             inbound,
             stop,
             deferred: Arc::new(AtomicUsize::new(0)),
+            tasks: TaskSet::new("sip transport"),
         });
         let tasks = vec![tokio::spawn(this.clone().udp_loop()), tokio::spawn(this.clone().accept_loop(tcp))];
         Ok((this, tasks))
@@ -87,6 +98,14 @@ impl SipTransport {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Joins the transport's tasks once the stop signal was given and the last message was
+    /// handed over: readers end on the signal, writers once their queue is written, and what
+    /// still runs after [`CLOSE_DRAIN`] is aborted. Later sends over TCP or to a full socket
+    /// are dropped.
+    pub async fn close(&self) {
+        self.tasks.join_within(CLOSE_DRAIN).await;
     }
 
     /// Sends one message's bytes; never waits. Over TCP without a connection to `to`, one is
@@ -104,10 +123,14 @@ impl SipTransport {
                             return;
                         }
                         let (udp, deferred) = (self.udp.clone(), self.deferred.clone());
-                        tokio::spawn(async move {
+                        let sent = self.tasks.spawn(async move {
                             let _ = udp.send_to(&bytes, to.addr).await;
                             deferred.fetch_sub(1, Ordering::Relaxed);
                         });
+                        if sent.is_err() {
+                            self.deferred.fetch_sub(1, Ordering::Relaxed);
+                            tracing::debug!(peer = %to.addr, "SIP datagram dropped: the transport is closed");
+                        }
                     }
                     Err(err) => tracing::debug!(peer = %to.addr, error = %err, "SIP datagram not sent"),
                 }
@@ -121,7 +144,9 @@ impl SipTransport {
                         }
                     }
                     None => {
-                        tokio::spawn(self.clone().connect(to.addr, bytes));
+                        if self.tasks.spawn(self.clone().connect(to.addr, bytes)).is_err() {
+                            tracing::debug!(peer = %to.addr, "SIP message dropped: the transport is closed");
+                        }
                     }
                 }
             }
@@ -218,7 +243,8 @@ impl SipTransport {
             connections.insert(peer, tx);
         }
         let (mut read, mut write) = stream.into_split();
-        tokio::spawn(async move {
+        let (tasks, transport) = (self.tasks.clone(), self.clone());
+        let writer = tasks.spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if write.write_all(&bytes).await.is_err() {
                     break;
@@ -226,7 +252,7 @@ impl SipTransport {
             }
             let _ = write.shutdown().await;
         });
-        tokio::spawn(async move {
+        let reader = tasks.spawn(async move {
             let mut buf = BytesMut::with_capacity(4096);
             let mut stop = self.stop.clone();
             'conn: loop {
@@ -285,6 +311,11 @@ impl SipTransport {
             }
             self.lock().remove(&peer);
         });
+        if writer.and(reader).is_err() {
+            // Closed: the futures are dropped and with them the stream; forget the connection.
+            tracing::debug!(%peer, "SIP connection dropped: the transport is closed");
+            transport.lock().remove(&peer);
+        }
     }
 }
 

@@ -43,6 +43,7 @@ use super::transaction::{Output, Peer, Timers, Transport as Kind, TxEvent, TxKey
 use super::transport::{INBOUND_QUEUE, Inbound, SipTransport};
 use crate::e164::E164;
 use crate::future::BoxFuture;
+use crate::tasks::TaskSet;
 use crate::telco::rtp::session::{self as media, MediaChannels, RemoteMedia};
 use crate::telco::voice::{
     Codec, DialError, EVENT_QUEUE, HangupCause, IncomingCall, Leg, LegCommand, LegEvent, MEDIA_QUEUE, Refusal,
@@ -63,6 +64,9 @@ const INBOUND_BATCH: usize = 64;
 const MIN_SE_SECS: u64 = 90;
 const USER_AGENT: &str = concat!("agentline/", env!("CARGO_PKG_VERSION"));
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE";
+/// How long the core's shutdown waits for the calls' media and command relays to end once their
+/// calls are gone; what still runs then is aborted. Well inside the app's drain timeout.
+const CALL_TASKS_DRAIN: Duration = Duration::from_secs(2);
 
 /// What the SIP network needs to run, from the configuration.
 #[derive(Debug, Clone)]
@@ -188,6 +192,7 @@ impl SipNetwork {
             rtp_cursor: rand::random(),
             link: link_tx,
             registration: Registration::default(),
+            call_tasks: TaskSet::new("sip call media"),
         };
         tasks.push(tokio::spawn(core.run(transport, inbound_rx, commands_rx, stop)));
         Ok((
@@ -221,11 +226,11 @@ impl VoiceNetwork for SipNetwork {
 
     fn dial_uri(&self, from: E164, uri: String) -> BoxFuture<'_, Result<Leg, DialError>> {
         Box::pin(async move {
-            let refused = |e: EndpointError| DialError::BadTarget(e.to_string());
-            let (uri, peer) = resolve_endpoint(&uri, self.allow_private_endpoints).await.map_err(refused)?;
+            let (uri, peer) =
+                resolve_endpoint(&uri, self.allow_private_endpoints).await.map_err(DialError::BadTarget)?;
             self.carrier
                 .refuses(peer.addr, self.carrier_port(), &[self.public, self.local], self.allow_private_endpoints)
-                .map_err(refused)?;
+                .map_err(DialError::BadTarget)?;
             let (reply, answer) = oneshot::channel();
             self.commands
                 .send(Command::DialUri { from, uri, peer, reply })
@@ -242,14 +247,6 @@ impl VoiceNetwork for SipNetwork {
 
 use super::endpoint_policy::{Carrier, may_target, resolve_endpoint};
 pub use super::endpoint_policy::{Cidr, EndpointError};
-
-/// Compat for `voice`, which wraps the refusal in `VoiceError::BadSipUri(String)` with
-/// `.map_err(VoiceError::BadSipUri)`: the text is the `Display` of the typed
-/// [`EndpointError`] from [`super::endpoint_policy::check_endpoint_uri`], which new callers use.
-/// The one `String` error left in sip; it goes when `voice` carries `EndpointError`.
-pub fn check_endpoint_uri(text: &str) -> Result<Uri, String> {
-    super::endpoint_policy::check_endpoint_uri(text).map_err(|e| e.to_string())
-}
 
 /// The local address the kernel would send from towards `to` (no packet is sent).
 fn route_ip(to: SocketAddr) -> Option<IpAddr> {
@@ -395,6 +392,10 @@ struct Core {
     rtp_cursor: u32,
     link: watch::Sender<LinkState>,
     registration: Registration,
+    /// Each call's RTP session and leg-command relay. A media task ends when its call leaves
+    /// `calls` (its `remote` watch closes), a relay when its leg is dropped or the core stops
+    /// taking commands; [`Core::end_calls`] joins what is left at shutdown.
+    call_tasks: TaskSet,
 }
 
 /// The id under which registration transactions are filed in `by_tx`.
@@ -476,6 +477,19 @@ impl Core {
             transport.send(to, bytes);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+        // No more commands: the relays see their channel close and end.
+        drop(commands);
+        self.end_calls().await;
+        transport.close().await;
+    }
+
+    /// Forgets every call, which ends its media task (its `remote` watch closes), and joins the
+    /// calls' tasks; those still running after [`CALL_TASKS_DRAIN`] are aborted. The command
+    /// receiver must be gone first, or relays whose legs are still held would wait for it.
+    async fn end_calls(&mut self) {
+        self.calls.clear();
+        self.by_call_id.clear();
+        self.call_tasks.join_within(CALL_TASKS_DRAIN).await;
     }
 
     /// Requests that would only cost us state are answered statelessly here, before the
@@ -808,17 +822,28 @@ impl Core {
         let (dtmf_tx, dtmf_rx) = mpsc::channel(media::DTMF_QUEUE);
         let channels =
             MediaChannels { to_call, from_call, events: events_tx.clone(), remote: remote_rx, dtmf: dtmf_rx };
-        tokio::spawn(media::run(socket, channels));
+        // Refused only once the core has stopped: the futures are dropped, which closes the
+        // socket and the leg's channels, so the leg sees its call end.
+        let media = self.call_tasks.spawn(async move {
+            media::run(socket, channels).await;
+        });
         let core = self.commands.clone();
-        tokio::spawn(async move {
+        let relay = self.call_tasks.spawn(async move {
             loop {
-                let command = commands_rx.recv().await;
+                let command = tokio::select! {
+                    command = commands_rx.recv() => command,
+                    // The core stopped taking commands (shutdown): nothing left to relay to.
+                    () = core.closed() => return,
+                };
                 let done = command.is_none();
                 if core.send(Command::Leg { call: id, command }).await.is_err() || done {
                     return;
                 }
             }
         });
+        if media.and(relay).is_err() {
+            tracing::debug!(call = id, "call tasks refused: the SIP core is stopping");
+        }
         let leg = Leg { codec, events, commands, media_in, media_out, jitter_frames: self.settings.jitter_frames };
         let ctl = MediaCtl {
             remote: remote_tx,
@@ -1843,6 +1868,7 @@ mod tests {
             rtp_cursor: 0,
             link,
             registration: Registration::default(),
+            call_tasks: TaskSet::new("sip call media"),
         };
         Harness { core, incoming, commands }
     }
@@ -1943,6 +1969,33 @@ mod tests {
         assert_eq!(bye[0].cseq().expect("cseq"), (2, Method::Bye));
         assert!(bye[0].header("To").expect("to").contains("far-tag"));
         assert!(h.core.calls.is_empty());
+    }
+
+    /// At shutdown the core's calls take their tasks with them: the RTP socket is closed (its
+    /// port free again) and the relay of leg commands has ended, even though the voice service
+    /// still holds the leg, and none of it waits for the abort deadline.
+    #[tokio::test]
+    async fn ending_the_calls_at_shutdown_joins_their_media_and_relay_tasks() {
+        let mut h = harness(settings(""));
+        let (mut leg, invite) = dial(&mut h);
+        let offer = String::from_utf8(invite.body().to_vec()).expect("utf8");
+        let port: u16 = offer
+            .lines()
+            .find_map(|l| l.strip_prefix("m=audio "))
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the offer names its RTP port");
+        let rtp: SocketAddr = ([127, 0, 0, 1], port).into();
+        assert!(std::net::UdpSocket::bind(rtp).is_err(), "the call's media socket holds the port");
+        assert_eq!(h.core.call_tasks.len(), 2, "media and relay");
+
+        let Harness { mut core, commands, .. } = h;
+        drop(commands);
+        tokio::time::timeout(CALL_TASKS_DRAIN / 2, core.end_calls()).await.expect("ended without an abort");
+        assert!(core.call_tasks.is_empty());
+        assert!(leg.commands.is_closed(), "the relay of leg commands has ended");
+        assert_eq!(leg.events.recv().await, None, "the call and its media task are gone");
+        std::net::UdpSocket::bind(rtp).expect("the RTP port is free again");
     }
 
     /// A 2xx retransmitted after we hung up a call to an agent's own endpoint is ACKed and

@@ -315,13 +315,12 @@ impl DeliverHandler for Inbound {
                         return responder.respond(status::ESME_RX_T_APPN).await;
                     }
                     // Answer once committed, without holding the reader up meanwhile.
-                    tokio::spawn(async move {
-                        let code = match acked.await {
+                    responder.respond_when(async move {
+                        match acked.await {
                             Ok(InboundDisposition::Stored) => status::ESME_ROK,
                             Ok(InboundDisposition::UnknownDestination) => status::ESME_RINVDSTADR,
                             Ok(InboundDisposition::TemporaryFailure) | Err(_) => status::ESME_RX_T_APPN,
-                        };
-                        responder.respond(code).await;
+                        }
                     });
                 }
             }

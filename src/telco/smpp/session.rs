@@ -15,6 +15,7 @@
 //! - On shutdown the session sends `unbind`, waits (bounded) for `unbind_resp`, then closes.
 
 use std::collections::HashMap;
+use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -94,11 +95,50 @@ pub enum RequestError {
     Encode(PduError),
 }
 
+/// Why a bind was not made or a bound link ended. Its text is the link's `Down` reason, shown to
+/// operators on `/health/ready`, and the session redials after any of them but [`Self::ShutDown`].
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("connect timed out after {0:?}")]
+    ConnectTimeout(Duration),
+    #[error("connect failed: {0}")]
+    Connect(io::Error),
+    #[error("bind not encodable: {0}")]
+    EncodeBind(PduError),
+    #[error("no bind response within {0:?}")]
+    BindTimeout(Duration),
+    #[error("the SMSC sent PDUs before answering the bind")]
+    PduBeforeBindResp,
+    /// A `bind_*_resp` with an error status, or a PDU other than the bind's response.
+    #[error("bind refused with status {status:#x}")]
+    BindRefused { status: u32 },
+    /// The bind's response did not decode.
+    #[error("undecodable PDU: {0}")]
+    Undecodable(PduError),
+    #[error("unframeable PDU from the SMSC: {0}")]
+    Unframeable(PduError),
+    #[error("the SMSC closed the connection")]
+    Closed,
+    #[error("read failed: {0}")]
+    Read(io::Error),
+    #[error("write failed: {0}")]
+    Write(io::Error),
+    #[error("enquire_link failed: {0}")]
+    EnquireLink(RequestError),
+    #[error("the SMSC unbound")]
+    Unbound,
+    /// We unbound: the service is stopping.
+    #[error("shut down")]
+    ShutDown,
+}
+
 /// Sends the `deliver_sm_resp` for one `deliver_sm`, on the connection it arrived on.
 #[derive(Debug)]
 pub struct Responder {
     out: mpsc::Sender<Vec<u8>>,
     sequence_number: u32,
+    /// The connection's tasks: a deferred answer waits among them and ends with the connection.
+    tasks: TaskSet,
 }
 
 impl Responder {
@@ -114,6 +154,17 @@ impl Responder {
         if let Ok(bytes) = pdu::encode(&resp) {
             let _ = self.out.send(bytes).await;
         }
+    }
+
+    /// Answers with the status `decided` resolves to, without holding the reader up meanwhile.
+    /// The wait is one of the connection's tasks: if the link closes first it is dropped
+    /// unanswered, and the SMSC delivers again.
+    pub fn respond_when(self, decided: impl Future<Output = u32> + Send + 'static) {
+        let tasks = self.tasks.clone();
+        let _ = tasks.spawn(async move {
+            let command_status = decided.await;
+            self.respond(command_status).await;
+        });
     }
 }
 
@@ -191,7 +242,7 @@ impl Session {
                     backoff = self.settings.reconnect_min;
                     let reason = self.serve(stream, handler.as_ref(), &mut stop).await;
                     if *stop.borrow() {
-                        self.set_down("shut down".to_owned());
+                        self.set_down(&LinkError::ShutDown);
                         break;
                     }
                     reason
@@ -199,7 +250,7 @@ impl Session {
                 Err(reason) => reason,
             };
             tracing::warn!(smsc = %self.settings.addr, %reason, retry_in = ?backoff, "SMPP link down");
-            self.set_down(reason);
+            self.set_down(&reason);
             // Full jitter over the upper half, so many binds never redial in step.
             let wait = backoff.mul_f64(rand::rng().random_range(0.5..=1.0));
             backoff = (backoff * 2).min(self.settings.reconnect_max);
@@ -210,16 +261,17 @@ impl Session {
         }
     }
 
-    fn set_down(&self, reason: String) {
-        self.state.send_replace(LinkState::Down { reason });
+    /// The link is down for `reason` (a [`LinkError`], or a phase such as "unbinding").
+    fn set_down(&self, reason: &dyn std::fmt::Display) {
+        self.state.send_replace(LinkState::Down { reason: reason.to_string() });
     }
 
-    async fn connect_and_bind(&self) -> Result<TcpStream, String> {
+    async fn connect_and_bind(&self) -> Result<TcpStream, LinkError> {
         let timeout = self.settings.response_timeout;
         let mut stream = tokio::time::timeout(timeout, TcpStream::connect(&self.settings.addr))
             .await
-            .map_err(|_| format!("connect timed out after {timeout:?}"))?
-            .map_err(|e| format!("connect failed: {e}"))?;
+            .map_err(|_| LinkError::ConnectTimeout(timeout))?
+            .map_err(LinkError::Connect)?;
         let _ = stream.set_nodelay(true);
         let bind = Pdu {
             command_id: self.settings.bind.command(),
@@ -235,14 +287,14 @@ impl Session {
                 address_range: String::new(),
             }),
         };
-        let bytes = pdu::encode(&bind).map_err(|e| format!("bind not encodable: {e}"))?;
-        stream.write_all(&bytes).await.map_err(|e| format!("write failed: {e}"))?;
+        let bytes = pdu::encode(&bind).map_err(LinkError::EncodeBind)?;
+        stream.write_all(&bytes).await.map_err(LinkError::Write)?;
         let mut buf = Vec::with_capacity(256);
         let resp = tokio::time::timeout(timeout, read_one(&mut stream, &mut buf))
             .await
-            .map_err(|_| format!("no bind response within {timeout:?}"))??;
+            .map_err(|_| LinkError::BindTimeout(timeout))??;
         if !buf.is_empty() {
-            return Err("the SMSC sent PDUs before answering the bind".to_owned());
+            return Err(LinkError::PduBeforeBindResp);
         }
         match resp {
             Pdu { command_id, command_status: 0, sequence_number: 1, .. }
@@ -250,16 +302,21 @@ impl Session {
             {
                 Ok(stream)
             }
-            Pdu { command_status, .. } => Err(format!("bind refused with status {command_status:#x}")),
+            Pdu { command_status, .. } => Err(LinkError::BindRefused { status: command_status }),
         }
     }
 
     /// Serves a bound connection; answers why it ended.
-    async fn serve(&self, stream: TcpStream, handler: &dyn DeliverHandler, stop: &mut watch::Receiver<bool>) -> String {
+    async fn serve(
+        &self,
+        stream: TcpStream,
+        handler: &dyn DeliverHandler,
+        stop: &mut watch::Receiver<bool>,
+    ) -> LinkError {
         let (mut reader, writer) = stream.into_split();
         let (out, out_rx) = mpsc::channel(self.settings.window * 2 + 64);
         let conn = Arc::new(Conn { out, pending: Mutex::new(HashMap::new()), sequence: AtomicU32::new(1) });
-        let (dead_tx, mut dead) = mpsc::channel::<String>(1);
+        let (dead_tx, mut dead) = mpsc::channel::<LinkError>(1);
         // The connection's own tasks (the writer, enquire_links in flight): they end with it.
         let tasks = TaskSet::new("smpp connection");
         tasks.spawn(write_loop(writer, out_rx, dead_tx.clone())).expect("invariant: a new task set is open");
@@ -276,21 +333,21 @@ impl Session {
                 match pdu::frame_len(&buf) {
                     Ok(None) => break,
                     Ok(Some(len)) => {
-                        let ended = self.on_frame(&conn, &buf[..len], handler).await;
+                        let ended = self.on_frame(&conn, &tasks, &buf[..len], handler).await;
                         buf.drain(..len);
                         if let Some(reason) = ended {
                             break 'serve reason;
                         }
                     }
-                    Err(err) => break 'serve format!("unframeable PDU from the SMSC: {err}"),
+                    Err(err) => break 'serve LinkError::Unframeable(err),
                 }
             }
             buf.reserve(READ_CHUNK);
             tokio::select! {
                 read = reader.read_buf(&mut buf) => match read {
-                    Ok(0) => break 'serve "the SMSC closed the connection".to_owned(),
+                    Ok(0) => break 'serve LinkError::Closed,
                     Ok(_) => {}
-                    Err(err) => break 'serve format!("read failed: {err}"),
+                    Err(err) => break 'serve LinkError::Read(err),
                 },
                 _ = enquire.tick() => {
                     let conn = conn.clone();
@@ -300,14 +357,14 @@ impl Session {
                         if let Err(err) = send_request(&conn, CommandId::ENQUIRE_LINK, Body::EnquireLink, timeout).await
                             && err != RequestError::ConnectionLost
                         {
-                            let _ = dead_tx.try_send(format!("enquire_link failed: {err}"));
+                            let _ = dead_tx.try_send(LinkError::EnquireLink(err));
                         }
                     });
                 }
                 Some(reason) = dead.recv() => break 'serve reason,
                 _ = stop.changed() => {
                     // Unbind: tell the SMSC, wait (bounded) for its answer, then close.
-                    self.set_down("unbinding".to_owned());
+                    self.set_down(&"unbinding");
                     *self.conn.write().unwrap_or_else(|e| e.into_inner()) = None;
                     let unbind = send_request(&conn, CommandId::UNBIND, Body::Unbind, UNBIND_WAIT);
                     let answered = tokio::select! {
@@ -315,7 +372,7 @@ impl Session {
                         _ = drain_until_unbind_resp(&mut reader, &mut buf, &conn) => true,
                     };
                     tracing::info!(smsc = %self.settings.addr, answered, "SMPP unbound");
-                    break 'serve "shut down".to_owned();
+                    break 'serve LinkError::ShutDown;
                 }
             }
         };
@@ -327,7 +384,13 @@ impl Session {
     }
 
     /// Handles one framed PDU; `Some(reason)` ends the connection.
-    async fn on_frame(&self, conn: &Arc<Conn>, frame: &[u8], handler: &dyn DeliverHandler) -> Option<String> {
+    async fn on_frame(
+        &self,
+        conn: &Arc<Conn>,
+        tasks: &TaskSet,
+        frame: &[u8],
+        handler: &dyn DeliverHandler,
+    ) -> Option<LinkError> {
         let pdu = match pdu::decode(frame) {
             Ok(pdu) => pdu,
             Err(err) => {
@@ -358,12 +421,13 @@ impl Session {
                 respond(conn, CommandId::ENQUIRE_LINK_RESP, 0, pdu.sequence_number, Body::EnquireLinkResp).await;
             }
             CommandId::DELIVER_SM if self.settings.bind.can_receive() => {
-                let responder = Responder { out: conn.out.clone(), sequence_number: pdu.sequence_number };
+                let responder =
+                    Responder { out: conn.out.clone(), sequence_number: pdu.sequence_number, tasks: tasks.clone() };
                 handler.on_deliver(pdu, responder).await;
             }
             CommandId::UNBIND => {
                 respond(conn, CommandId::UNBIND_RESP, 0, pdu.sequence_number, Body::UnbindResp).await;
-                return Some("the SMSC unbound".to_owned());
+                return Some(LinkError::Unbound);
             }
             _ => {
                 respond(conn, CommandId::GENERIC_NACK, status::ESME_RINVCMDID, pdu.sequence_number, Body::GenericNack)
@@ -401,7 +465,7 @@ async fn respond(conn: &Conn, command_id: CommandId, command_status: u32, sequen
 }
 
 /// Writes queued frames, flushing whenever the queue runs dry.
-async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dead: mpsc::Sender<String>) {
+async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dead: mpsc::Sender<LinkError>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = rx.recv().await {
         let mut result = writer.write_all(&frame).await;
@@ -412,24 +476,24 @@ async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dea
             }
         }
         if let Err(err) = result.and(writer.flush().await) {
-            let _ = dead.try_send(format!("write failed: {err}"));
+            let _ = dead.try_send(LinkError::Write(err));
             return;
         }
     }
 }
 
 /// Reads until one whole PDU is in `buf`, decodes and removes it.
-async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Pdu, String> {
+async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Pdu, LinkError> {
     loop {
-        if let Some(len) = pdu::frame_len(buf).map_err(|e| format!("unframeable PDU: {e}"))? {
+        if let Some(len) = pdu::frame_len(buf).map_err(LinkError::Unframeable)? {
             let frame: Vec<u8> = buf.drain(..len).collect();
-            return pdu::decode(&frame).map_err(|e| format!("undecodable PDU: {e}"));
+            return pdu::decode(&frame).map_err(LinkError::Undecodable);
         }
         buf.reserve(1024);
         match stream.read_buf(buf).await {
-            Ok(0) => return Err("the SMSC closed the connection".to_owned()),
+            Ok(0) => return Err(LinkError::Closed),
             Ok(_) => {}
-            Err(e) => return Err(format!("read failed: {e}")),
+            Err(e) => return Err(LinkError::Read(e)),
         }
     }
 }
@@ -452,5 +516,69 @@ async fn drain_until_unbind_resp(reader: &mut tokio::net::tcp::OwnedReadHalf, bu
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn settings(addr: String) -> SessionSettings {
+        SessionSettings {
+            addr,
+            system_id: "agent".to_owned(),
+            password: Secret::new("secret".to_owned()),
+            system_type: String::new(),
+            bind: BindKind::Transceiver,
+            window: 4,
+            response_timeout: Duration::from_secs(2),
+            enquire_link_interval: Duration::from_secs(30),
+            reconnect_min: Duration::from_secs(1),
+            reconnect_max: Duration::from_secs(1),
+        }
+    }
+
+    /// An SMSC that reads one bind and answers it with `command_status`, or hangs up when `None`.
+    async fn smsc(answer: Option<u32>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut buf = Vec::new();
+            let bind = read_one(&mut stream, &mut buf).await.expect("a bind");
+            let Some(command_status) = answer else { return };
+            let resp = Pdu {
+                command_id: bind.command_id.response(),
+                command_status,
+                sequence_number: bind.sequence_number,
+                body: Body::BindResp { system_id: "smsc".to_owned(), tlvs: Vec::new() },
+            };
+            stream.write_all(&pdu::encode(&resp).expect("encodable")).await.expect("write");
+            let _ = stream.read_buf(&mut buf).await;
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_bind_is_refused_closed_or_unreachable_with_its_own_error_and_text() {
+        let session = Session::new(settings(smsc(Some(status::ESME_RBINDFAIL)).await));
+        let err = session.connect_and_bind().await.expect_err("refused");
+        assert!(matches!(err, LinkError::BindRefused { status: status::ESME_RBINDFAIL }), "{err:?}");
+        assert_eq!(err.to_string(), "bind refused with status 0xd");
+
+        let session = Session::new(settings(smsc(None).await));
+        let err = session.connect_and_bind().await.expect_err("closed");
+        assert!(matches!(err, LinkError::Closed), "{err:?}");
+        assert_eq!(err.to_string(), "the SMSC closed the connection");
+
+        let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
+        let session = Session::new(settings(format!("127.0.0.1:{port}")));
+        let err = session.connect_and_bind().await.expect_err("nobody listens");
+        assert!(matches!(err, LinkError::Connect(_)), "{err:?}");
+        assert!(err.to_string().starts_with("connect failed: "), "{err}");
+
+        let session = Session::new(settings(smsc(Some(status::ESME_ROK)).await));
+        session.connect_and_bind().await.expect("bound");
     }
 }
