@@ -65,6 +65,8 @@ pub enum StartError {
     Chain(#[from] ChainSetupError),
     #[error("configuration: {0}")]
     Config(#[from] config::ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     #[error("configuration: sip.carrier_networks: {reason}")]
     CarrierNetwork { reason: String },
     #[error("configuration: voice.recordings_dir {dir}: {source}")]
@@ -127,26 +129,27 @@ pub fn payment_terms(config: &Config) -> Result<PaymentTerms, StartError> {
 pub fn payments_setup(config: &Config) -> Result<subscriptions::PaymentsSetup, StartError> {
     let terms = payment_terms(config)?;
     let receipt_timeout = Duration::from_secs(config.receipt_timeout_secs);
+    let roots = crate::tls::TlsRoots::from_config(config.tls.ca_file.as_deref())?;
     let settlement: Arc<dyn payments::Settlement> = match config.settlement {
         SettlementBackend::Chain => {
             let (Some(rpc), Some(key)) = (&config.rpc_url, &config.relayer_key) else {
                 return Err(StartError::Incomplete { needs: "chain settlement needs rpc_url and relayer_key" });
             };
-            Arc::new(Chain::new(rpc, key.expose(), terms.asset, receipt_timeout)?)
+            Arc::new(Chain::new(rpc, roots.http_client(None)?, key.expose(), terms.asset, receipt_timeout)?)
         }
         SettlementBackend::Facilitator => {
             let Some(url) = &config.facilitator_url else {
                 return Err(StartError::Incomplete { needs: "facilitator settlement needs facilitator_url" });
             };
-            Arc::new(Facilitator::new(url, terms.clone(), receipt_timeout))
+            Arc::new(Facilitator::new(url, terms.clone(), roots.http_client(Some(receipt_timeout))?))
         }
         SettlementBackend::None => Arc::new(Sandbox),
     };
-    let contract_wallets = config
-        .rpc_url
-        .as_deref()
-        .and_then(|url| payments::contract_wallets::ContractWallets::new(url, receipt_timeout))
-        .map(Arc::new);
+    let contract_wallets = match config.rpc_url.as_deref() {
+        Some(url) => payments::contract_wallets::ContractWallets::new(url, roots.http_client(None)?, receipt_timeout)
+            .map(Arc::new),
+        None => None,
+    };
     Ok(subscriptions::PaymentsSetup { terms, settlement, contract_wallets })
 }
 

@@ -70,6 +70,16 @@ pub struct Config {
     pub voice: VoiceConfig,
     pub sip: SipConfig,
     pub rtp: RtpConfig,
+    pub tls: TlsConfig,
+}
+
+/// TLS for every link that leaves the machine (clients: chain RPC, facilitator).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// A PEM bundle of extra trusted roots (a private CA), on top of the built-in Mozilla
+    /// roots. Certificates are always verified.
+    pub ca_file: Option<String>,
 }
 
 /// The carrier SIP trunk. Unset `trunk`: voice runs on the simulated network.
@@ -464,6 +474,7 @@ impl Default for Config {
             voice: VoiceConfig::default(),
             sip: SipConfig::default(),
             rtp: RtpConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -556,6 +567,7 @@ pub const KEYS: &[(&str, KeyKind)] = &[
     ("sip.carrier_networks", KeyKind::Str),
     ("rtp.ports", KeyKind::Str),
     ("rtp.jitter_ms", KeyKind::Int),
+    ("tls.ca_file", KeyKind::Str),
 ];
 
 /// `sim.seed_numbers` -> `AGENTLINE_SIM_SEED_NUMBERS`.

@@ -7,7 +7,7 @@
 //!
 //! | layer    | modules                                                 |
 //! |----------|---------------------------------------------------------|
-//! | leaf     | config, secret, future, ids, clock, e164, error, metrics, tasks, test_rng |
+//! | leaf     | config, secret, future, ids, clock, e164, error, metrics, tasks, tls, test_rng |
 //! | media    | media                                                   |
 //! | codecs   | wallet, telco, payments                                 |
 //! | store    | store, events                                           |
@@ -50,6 +50,7 @@ pub mod tasks;
 pub mod telco;
 #[cfg(test)]
 mod test_rng;
+pub mod tls;
 pub mod voice;
 pub mod wallet;
 

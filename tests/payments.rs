@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use support::peers::{self, Anvil, RELAYER_KEY, address_of, arg, node};
+use support::tls::{Stunnel, TestCa};
 use support::{Backend, TestServer, expect_error};
 
 const PRICE: u128 = 1_000_000_000; // 1000 USDC
@@ -805,6 +807,119 @@ async fn a_facilitator_settles_v2_and_v1_payments() {
     assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'reserved'").await, 0);
     assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'failed'").await, 1);
     s.stop().await;
+}
+
+// --- Over TLS: Debian's stunnel terminates HTTPS in front of anvil and the facilitator --------
+
+/// `http://127.0.0.1:PORT` -> the address stunnel forwards to.
+fn tcp_addr(url: &str) -> std::net::SocketAddr {
+    url.trim_start_matches("http://").trim_end_matches('/').parse().expect("host:port")
+}
+
+async fn https_chain_server(c: &ChainSetup, rpc: String, ca_file: Option<&Path>, seed: u32) -> TestServer {
+    let (token, ca_file) = (c.token.clone(), ca_file.map(|p| p.to_str().expect("utf-8").to_owned()));
+    TestServer::start_with(Backend::Sqlite, move |cfg| {
+        cfg.settlement = agentline::config::SettlementBackend::Chain;
+        cfg.rpc_url = Some(rpc);
+        cfg.relayer_key = Some(agentline::config::Secret::new(RELAYER_KEY));
+        cfg.network = "base-sepolia".to_owned();
+        cfg.asset = Some(token);
+        cfg.token_name = Some(TOKEN_NAME.to_owned());
+        cfg.pay_to = Some(PAY_TO.to_owned());
+        cfg.receipt_timeout_secs = 20;
+        cfg.sim.seed_numbers = seed;
+        cfg.tls.ca_file = ca_file;
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_clients_pay_on_chain_through_https() {
+    let payers = [key(0xe1), key(0xe2), key(0xe3)];
+    let chain = chain_setup(84532, &payers).await;
+    let ca = TestCa::new("agentline test CA");
+    let front = Stunnel::start(tcp_addr(&chain.anvil.rpc), &ca.issue("rpc", &["IP:127.0.0.1", "DNS:localhost"]));
+    let s = https_chain_server(&chain, front.url(), Some(&ca.cert), 5).await;
+    let url = s.url("/sms/subscribe");
+    for (i, client) in ["v2", "v1", "python"].iter().enumerate() {
+        let before_payee = chain.anvil.balance(&chain.token, PAY_TO).await;
+        let args = vec![arg("--key"), payers[i].clone(), arg("--url"), url.clone()];
+        let paid = match *client {
+            "python" => peers::python_pay(&args).await,
+            v => node("pay.mjs", &[vec![arg("--client"), arg(v)], args].concat()).await,
+        };
+        assert_eq!(paid["status"], 200, "{client}: {paid}");
+        assert_eq!(paid["body"]["sandbox"], false);
+        assert_eq!(chain.anvil.balance(&chain.token, PAY_TO).await - before_payee, PRICE, "{client}: payee +price");
+    }
+    assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'committed'").await, 3);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_or_misnamed_rpc_certificate_refuses_the_payment_and_moves_nothing() {
+    let payer = key(0xe4);
+    let chain = chain_setup(84532, std::slice::from_ref(&payer)).await;
+    let ca = TestCa::new("agentline test CA");
+    let anvil = tcp_addr(&chain.anvil.rpc);
+    let trusted_name = Stunnel::start(anvil, &ca.issue("rpc", &["IP:127.0.0.1"]));
+    let other_name = Stunnel::start(anvil, &ca.issue("other", &["DNS:rpc.example.net"]));
+    let cases = [
+        ("the CA file is absent", trusted_name.url(), None),
+        ("the certificate names another host", other_name.url(), Some(ca.cert.as_path())),
+    ];
+    for (i, (why, rpc, ca_file)) in cases.into_iter().enumerate() {
+        let s = https_chain_server(&chain, rpc, ca_file, 2).await;
+        let nonce = format!("0x{:02x}{}", i, "cd".repeat(31));
+        let pay = Pay { nonce: Some(nonce.clone()), ..Pay::new(payer.clone(), &chain.token, 84532) };
+        let resp = subscribe_with(&s, "payment-signature", &valid_header(&pay).await, None).await;
+        assert_eq!(resp.status(), 402, "{why}");
+        let body: Value = resp.json().await.expect("json");
+        assert_eq!(body["error"], "unexpected_settle_error", "{why}: {body}");
+        assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'free'").await, 2, "{why}: number released");
+        assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'failed'").await, 1, "{why}");
+        assert_eq!(chain.anvil.balance(&chain.token, &address_of(&payer)).await, 5 * PRICE, "{why}: not charged");
+        assert!(!chain.anvil.auth_used(&chain.token, &address_of(&payer), &nonce).await, "{why}: never submitted");
+        s.stop().await;
+    }
+    assert_eq!(chain.anvil.balance(&chain.token, PAY_TO).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_facilitator_behind_https_settles_and_an_untrusted_one_is_refused() {
+    let payers = [key(0xe5), key(0xe6)];
+    let chain = chain_setup(84532, &payers).await;
+    let facilitator = peers::FacilitatorPeer::start(&chain.anvil.rpc);
+    let ca = TestCa::new("agentline test CA");
+    let front = Stunnel::start(tcp_addr(&facilitator.url), &ca.issue("facilitator", &["IP:127.0.0.1"]));
+    for (i, trusted) in [true, false].into_iter().enumerate() {
+        let (url, token) = (front.url(), chain.token.clone());
+        let ca_file = trusted.then(|| ca.cert.to_str().expect("utf-8").to_owned());
+        let s = TestServer::start_with(Backend::Sqlite, move |cfg| {
+            cfg.settlement = agentline::config::SettlementBackend::Facilitator;
+            cfg.facilitator_url = Some(url);
+            cfg.network = "base-sepolia".to_owned();
+            cfg.asset = Some(token);
+            cfg.token_name = Some(TOKEN_NAME.to_owned());
+            cfg.pay_to = Some(PAY_TO.to_owned());
+            cfg.receipt_timeout_secs = 20;
+            cfg.tls.ca_file = ca_file;
+        })
+        .await;
+        let before = chain.anvil.balance(&chain.token, PAY_TO).await;
+        let args = [arg("--client"), arg("v2"), arg("--key"), payers[i].clone(), arg("--url"), s.url("/sms/subscribe")];
+        let paid = node("pay.mjs", &args).await;
+        if trusted {
+            assert_eq!(paid["status"], 200, "{paid}");
+            assert_eq!(chain.anvil.balance(&chain.token, PAY_TO).await - before, PRICE, "payee +price");
+        } else {
+            assert_eq!(paid["status"], 402, "{paid}");
+            assert_eq!(chain.anvil.balance(&chain.token, PAY_TO).await, before, "nothing moved");
+            assert_eq!(s.scalar("SELECT COUNT(*) FROM numbers WHERE state = 'reserved'").await, 0);
+            assert_eq!(s.scalar("SELECT COUNT(*) FROM payments WHERE state = 'failed'").await, 1);
+        }
+        s.stop().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

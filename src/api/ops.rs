@@ -23,11 +23,7 @@ pub struct Health {
 }
 
 pub async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        uptime: state.started.elapsed().as_secs(),
-        version: env!("CARGO_PKG_VERSION"),
-    })
+    Json(Health { status: "ok", uptime: state.started.elapsed().as_secs(), version: env!("CARGO_PKG_VERSION") })
 }
 
 #[derive(Serialize)]

@@ -27,9 +27,9 @@ pub struct ContractWallets {
 }
 
 impl ContractWallets {
-    pub fn new(rpc_url: &str, timeout: Duration) -> Option<Self> {
+    pub fn new(rpc_url: &str, http: reqwest::Client, timeout: Duration) -> Option<Self> {
         let url = rpc_url.parse().ok()?;
-        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_http(url).erased();
+        let provider = ProviderBuilder::new().disable_recommended_fillers().connect_reqwest(http, url).erased();
         Some(Self { provider, timeout })
     }
 

@@ -130,6 +130,7 @@ pub enum ChainSetupError {
 impl Chain {
     pub fn new(
         rpc_url: &str,
+        http: reqwest::Client,
         relayer_key: &str,
         token: Address,
         receipt_timeout: Duration,
@@ -144,7 +145,7 @@ impl Chain {
             .with_simple_nonce_management()
             .fetch_chain_id()
             .wallet(EthereumWallet::from(signer))
-            .connect_http(url)
+            .connect_reqwest(http, url)
             .erased();
         Ok(Self { provider, submit: tokio::sync::Mutex::new(()), token: token.into(), receipt_timeout })
     }
@@ -173,6 +174,15 @@ fn calldata(auth: &Authorization, sig: &alloy_primitives::Signature) -> Bytes {
 /// The facilitator's own x402 reason when it is one of ours, else `fallback`.
 fn facilitator_refusal(reason: &str, fallback: Refusal) -> Refusal {
     Refusal::from_code(reason).unwrap_or(fallback)
+}
+
+/// Whether an RPC call failed before a connection stood (refused, TLS handshake, an untrusted
+/// or misnamed certificate): then no request reached the node and nothing was submitted.
+fn never_connected(err: &alloy_provider::transport::TransportError) -> bool {
+    err.as_transport_err()
+        .and_then(|kind| kind.as_custom())
+        .and_then(|custom| custom.downcast_ref::<reqwest::Error>())
+        .is_some_and(reqwest::Error::is_connect)
 }
 
 /// Maps a revert seen while estimating or simulating to an x402 reason.
@@ -214,6 +224,13 @@ impl Settlement for Chain {
                     let detail = err.to_string();
                     if err.as_error_resp().is_some() {
                         return Err(SettleError::Rejected { refusal: revert_refusal(&detail), detail });
+                    }
+                    if never_connected(&err) {
+                        tracing::warn!(error = %detail, "chain RPC unreachable; nothing was submitted");
+                        return Err(SettleError::Rejected {
+                            refusal: Refusal::UnexpectedSettleError,
+                            detail: format!("chain RPC unreachable: {detail}"),
+                        });
                     }
                     tracing::warn!(error = %detail, "settlement transport error; outcome unknown");
                     return Err(SettleError::Pending { transaction: None });
@@ -276,8 +293,8 @@ pub struct Facilitator {
 }
 
 impl Facilitator {
-    pub fn new(url: &str, terms: PaymentTerms, timeout: Duration) -> Self {
-        let http = reqwest::Client::builder().timeout(timeout).build().unwrap_or_default();
+    /// `http` comes from [`crate::tls::TlsRoots::http_client`], with the request timeout set.
+    pub fn new(url: &str, terms: PaymentTerms, http: reqwest::Client) -> Self {
         Self { http, url: url.trim_end_matches('/').to_owned(), terms }
     }
 

@@ -3,8 +3,8 @@
 #  - npm ci in tests/peers, unless node_modules already matches package-lock.json
 #  - pip install --target tests/peers/.pydeps -r requirements.txt, unless already done for the
 #    same requirements.txt + Python version
-#  - apt-get install the SIP peers (sip-tester = SIPp 3.6.1, baresip-core 1.0.0, sox) when any
-#    of them is missing (Debian 12; root, or sudo); see tests/peers/sip/README.md
+#  - apt-get install the SIP peers (sip-tester = SIPp 3.6.1, baresip-core 1.0.0, sox), curl, jq,
+#    stunnel4 and openssl when any of them is missing (Debian 12; root, or sudo); see tests/peers/sip/README.md
 # Prints one line on success; on failure prints the installer's log to stderr and exits non-zero.
 # Needs: node >= 20 + npm, python3 (3.11) + pip, apt-get (Debian). npm/pip install nothing globally;
 # the SIP peers are system packages. Env: PYTHON (default python3).
@@ -32,8 +32,9 @@ fail() {
 
 did=()
 
-# --- apt: SIP peers (tests/peers/sip), and curl + jq for the documented examples (tests/docs.rs)
-sip_pkgs=(sip-tester baresip-core sox curl jq)
+# --- apt: SIP peers (tests/peers/sip), curl + jq for the documented examples (tests/docs.rs),
+# stunnel4 and openssl for the TLS fronts (tests/support/tls.rs)
+sip_pkgs=(sip-tester baresip-core sox curl jq stunnel4 openssl)
 sip_missing=()
 for pkg in "${sip_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || sip_missing+=("$pkg")
@@ -45,7 +46,7 @@ if ((${#sip_missing[@]})); then
     --no-install-recommends "${sip_missing[@]}" >"$LOG" 2>&1 || fail "apt-get install ${sip_missing[*]}"
   did+=("apt-get install ${sip_missing[*]}")
 fi
-for bin in sipp baresip sox curl jq; do
+for bin in sipp baresip sox curl jq stunnel4 openssl; do
   command -v "$bin" >/dev/null 2>&1 || { echo "tests/peers/setup.sh: $bin missing after apt-get install" >&2; exit 1; }
 done
 

@@ -6,6 +6,7 @@
 pub mod goertzel;
 pub mod peers;
 pub mod sip;
+pub mod tls;
 pub mod ws;
 
 use std::collections::HashMap;
