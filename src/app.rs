@@ -280,6 +280,12 @@ impl App {
         }
         if subscriptions.settlement_kind() == crate::payments::SettlementKind::Sandbox {
             tracing::info!("sandbox payments: signatures fully verified, nothing is settled (settlement = none)");
+        } else if let Err(err) = subscriptions.probe_settlement(Duration::from_secs(5)).await {
+            let endpoint = match subscriptions.settlement_kind() {
+                crate::payments::SettlementKind::Facilitator => "facilitator_url",
+                _ => "rpc_url",
+            };
+            tracing::error!(%endpoint, error = %err, "settlement endpoint does not answer: subscribes fail (402) until it does; /health/ready shows checks.settlement");
         }
         let smpp = smpp_setup(&config)?;
         let sip = sip_setup(&config)?;

@@ -840,6 +840,8 @@ async fn official_clients_pay_on_chain_through_https() {
     let ca = TestCa::new("agentline test CA");
     let front = Stunnel::start(tcp_addr(&chain.anvil.rpc), &ca.issue("rpc", &["IP:127.0.0.1", "DNS:localhost"]));
     let s = https_chain_server(&chain, front.url(), Some(&ca.cert), 5).await;
+    let ready: Value = s.get("/health/ready", None).await.json().await.expect("json");
+    assert_eq!(ready["checks"]["settlement"], json!({"status": "ok", "name": "chain"}));
     let url = s.url("/sms/subscribe");
     for (i, client) in ["v2", "v1", "python"].iter().enumerate() {
         let before_payee = chain.anvil.balance(&chain.token, PAY_TO).await;
@@ -869,7 +871,15 @@ async fn an_untrusted_or_misnamed_rpc_certificate_refuses_the_payment_and_moves_
         ("the certificate names another host", other_name.url(), Some(ca.cert.as_path())),
     ];
     for (i, (why, rpc, ca_file)) in cases.into_iter().enumerate() {
-        let s = https_chain_server(&chain, rpc, ca_file, 2).await;
+        let s = https_chain_server(&chain, rpc.clone(), ca_file, 2).await;
+        // Readiness names the cause without the URL (a hosted RPC's URL carries its API key).
+        let ready: Value = s.get("/health/ready", None).await.json().await.expect("json");
+        let check = &ready["checks"]["settlement"];
+        assert_eq!((check["status"].as_str(), check["name"].as_str()), (Some("fail"), Some("chain")), "{why}: {ready}");
+        let reason = check["reason"].as_str().expect("reason");
+        assert!(reason.starts_with("TLS: invalid peer certificate"), "{why}: {reason}");
+        assert!(!reason.contains(&rpc[8..]), "{why}: the URL leaked: {reason}");
+        assert_eq!(ready["status"], "ready", "{why}: settlement is reported, not gating");
         let nonce = format!("0x{:02x}{}", i, "cd".repeat(31));
         let pay = Pay { nonce: Some(nonce.clone()), ..Pay::new(payer.clone(), &chain.token, 84532) };
         let resp = subscribe_with(&s, "payment-signature", &valid_header(&pay).await, None).await;
@@ -906,6 +916,10 @@ async fn a_facilitator_behind_https_settles_and_an_untrusted_one_is_refused() {
             cfg.tls.ca_file = ca_file;
         })
         .await;
+        let ready: Value = s.get("/health/ready", None).await.json().await.expect("json");
+        let check = &ready["checks"]["settlement"];
+        assert_eq!(check["status"], if trusted { "ok" } else { "fail" }, "{ready}");
+        assert_eq!(check["name"], "facilitator");
         let before = chain.anvil.balance(&chain.token, PAY_TO).await;
         let args = [arg("--client"), arg("v2"), arg("--key"), payers[i].clone(), arg("--url"), s.url("/sms/subscribe")];
         let paid = node("pay.mjs", &args).await;

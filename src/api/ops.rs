@@ -14,6 +14,7 @@ use crate::metrics::PoolLabels;
 use crate::telco::LinkState;
 
 const READY_DB_TIMEOUT: Duration = Duration::from_secs(2);
+const READY_SETTLEMENT_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Serialize)]
 pub struct Health {
@@ -50,6 +51,9 @@ struct Checks {
     database: Check,
     sms_network: Check,
     voice_network: Check,
+    /// Reported, not gating: without settlement SMS and voice still serve, and a subscribe fails
+    /// cleanly (402) without taking a number or money.
+    settlement: Check,
 }
 
 #[derive(Serialize)]
@@ -89,9 +93,14 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Readiness
         }
     };
     let all_ok = [&database, &sms_network, &voice_network].iter().all(|c| c.status == CheckStatus::Ok);
+    let kind = state.subscriptions.settlement_kind().as_str();
+    let settlement = match state.subscriptions.probe_settlement(READY_SETTLEMENT_TIMEOUT).await {
+        Ok(()) => Check { status: CheckStatus::Ok, name: Some(kind), error: None, reason: None },
+        Err(err) => Check { status: CheckStatus::Fail, name: Some(kind), error: None, reason: Some(err.to_string()) },
+    };
     let code = if all_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status = if all_ok { "ready" } else { "unavailable" };
-    (code, Json(Readiness { status, checks: Checks { database, sms_network, voice_network } }))
+    (code, Json(Readiness { status, checks: Checks { database, sms_network, voice_network, settlement } }))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> Response {

@@ -10,6 +10,6 @@ pub mod verify;
 pub mod wire;
 
 pub use refusal::Refusal;
-pub use settlement::{SettleError, Settled, Settlement, SettlementKind};
+pub use settlement::{ProbeError, SettleError, Settled, Settlement, SettlementKind};
 pub use terms::{Network, PaymentTerms};
 pub use verify::{PaymentError, VerifiedPayment, verify};

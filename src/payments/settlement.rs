@@ -85,6 +85,52 @@ pub trait Settlement: Send + Sync + 'static {
     /// tell (sandbox, facilitator).
     fn authorization_used<'a>(&'a self, from: Address, nonce: B256)
     -> BoxFuture<'a, Result<Option<bool>, SettleError>>;
+    /// Whether the backend answers within `timeout` (readiness, the check at start): the chain's
+    /// id, the facilitator's `/supported`. The sandbox always does.
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProbeError>>;
+}
+
+/// Why a settlement backend does not answer, in words fit for `/health/ready` and the log:
+/// never the URL, which for a hosted RPC often carries an API key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The TLS handshake failed: an untrusted or misnamed certificate, a protocol mismatch.
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot connect: {0}")]
+    Connect(std::io::ErrorKind),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    /// It answered, but not as a chain node or a facilitator would.
+    #[error("unexpected answer: {0}")]
+    Answer(String),
+}
+
+impl ProbeError {
+    /// Classifies a failed request by the first TLS or I/O error in its source chain, looking
+    /// inside I/O errors too (tokio-rustls and the HTTP connector wrap the TLS error in them, and
+    /// `io::Error::source` skips the wrapped error itself).
+    fn of(err: &(dyn std::error::Error + 'static)) -> Self {
+        let mut pending = vec![err];
+        let mut io_kind = None;
+        // Bounded: error chains are short, but a cycle must not loop forever.
+        for _ in 0..32 {
+            let Some(e) = pending.pop() else { break };
+            if let Some(tls) = e.downcast_ref::<rustls::Error>() {
+                return Self::Tls(tls.to_string());
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                io_kind.get_or_insert(io.kind());
+                if let Some(inner) = io.get_ref() {
+                    pending.push(inner);
+                }
+            }
+            if let Some(next) = e.source() {
+                pending.push(next);
+            }
+        }
+        Self::Connect(io_kind.unwrap_or(std::io::ErrorKind::Other))
+    }
 }
 
 /// Full verification, no money moves.
@@ -105,6 +151,10 @@ impl Settlement for Sandbox {
 
     fn authorization_used<'a>(&'a self, _: Address, _: B256) -> BoxFuture<'a, Result<Option<bool>, SettleError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    fn probe(&self, _: Duration) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -283,6 +333,17 @@ impl Settlement for Chain {
             Ok(Some(used))
         })
     }
+
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move {
+            match tokio::time::timeout(timeout, self.provider.get_chain_id()).await {
+                Err(_) => Err(ProbeError::Timeout(timeout)),
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(err)) if err.is_transport_error() => Err(ProbeError::of(&err)),
+                Ok(Err(_)) => Err(ProbeError::Answer("eth_chainId failed".to_owned())),
+            }
+        })
+    }
 }
 
 /// An x402 facilitator over HTTP.
@@ -378,6 +439,18 @@ impl Settlement for Facilitator {
 
     fn authorization_used<'a>(&'a self, _: Address, _: B256) -> BoxFuture<'a, Result<Option<bool>, SettleError>> {
         Box::pin(async { Ok(None) })
+    }
+
+    fn probe(&self, timeout: Duration) -> BoxFuture<'_, Result<(), ProbeError>> {
+        Box::pin(async move {
+            let sent = self.http.get(format!("{}/supported", self.url)).timeout(timeout).send().await;
+            match sent {
+                Ok(r) if r.status().is_success() => Ok(()),
+                Ok(r) => Err(ProbeError::Answer(format!("GET /supported: HTTP {}", r.status().as_u16()))),
+                Err(e) if e.is_timeout() => Err(ProbeError::Timeout(timeout)),
+                Err(e) => Err(ProbeError::of(&e)),
+            }
+        })
     }
 }
 

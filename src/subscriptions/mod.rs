@@ -146,6 +146,11 @@ impl SubscriptionService {
         self.payments.settlement.kind()
     }
 
+    /// Whether the settlement backend answers within `timeout` (readiness, the check at start).
+    pub async fn probe_settlement(&self, timeout: Duration) -> Result<(), crate::payments::ProbeError> {
+        self.payments.settlement.probe(timeout).await
+    }
+
     /// Loads the pool into the in-memory directory (call once at start).
     pub async fn load_directory(&self) -> Result<(), SubscriptionError> {
         let numbers: Vec<String> = self.store.list_numbers().await?.into_iter().map(|n| n.e164).collect();
