@@ -159,6 +159,15 @@ pub fn smpp_setup(config: &Config) -> Result<Option<smpp::SmppSettings>, StartEr
     let Some(url) = &config.smpp_url else { return Ok(None) };
     let target = config::SmppTarget::parse(url.expose())
         .map_err(|reason| config::ConfigError::Value { key: "smpp_url", reason })?;
+    let tls = match target.tls {
+        false => None,
+        true => {
+            let server_name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|_| config::ConfigError::Value { key: "smpp_url", reason: config::ValueError::Host })?;
+            let roots = crate::tls::TlsRoots::from_config(config.tls.ca_file.as_deref())?;
+            Some(smpp::session::SmppTls { config: roots.client_config(), server_name })
+        }
+    };
     let c = &config.smpp;
     let session = |bind| SessionSettings {
         addr: target.addr.clone(),
@@ -171,6 +180,7 @@ pub fn smpp_setup(config: &Config) -> Result<Option<smpp::SmppSettings>, StartEr
         enquire_link_interval: Duration::from_secs(c.enquire_link_secs),
         reconnect_min: Duration::from_secs(1).min(Duration::from_secs(c.reconnect_max_secs)),
         reconnect_max: Duration::from_secs(c.reconnect_max_secs),
+        tls: tls.clone(),
     };
     let kinds: &[BindKind] = match c.bind_mode {
         BindMode::Split => &[BindKind::Transmitter, BindKind::Receiver],

@@ -63,8 +63,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub subscriptions: SubscriptionsConfig,
     pub sim: SimConfig,
-    /// A carrier SMSC for SMS: `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` (user and password
-    /// percent-encoded). Unset: SMS runs on the simulated network.
+    /// A carrier SMSC for SMS: `smpp://SYSTEM_ID:PASSWORD@HOST:PORT`, or `smpps://…` for SMPP
+    /// over TLS (user and password percent-encoded). Unset: SMS runs on the simulated network.
     pub smpp_url: Option<Secret>,
     pub smpp: SmppConfig,
     pub voice: VoiceConfig,
@@ -378,15 +378,23 @@ impl Default for SmppConfig {
 pub struct SmppTarget {
     /// `host:port`.
     pub addr: String,
+    /// The host alone, as the SMSC's certificate must name it (`smpps://`).
+    pub host: String,
+    /// `smpps://`: TLS over the TCP connection.
+    pub tls: bool,
     pub system_id: String,
     pub password: Secret,
 }
 
 impl SmppTarget {
-    /// Parses `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` (user and password optional and
-    /// percent-encoded; the port defaults to 2775).
+    /// Parses `smpp://SYSTEM_ID:PASSWORD@HOST:PORT` or `smpps://…` (user and password optional
+    /// and percent-encoded; the port defaults to 2775, or 3550 over TLS).
     pub fn parse(url: &str) -> Result<Self, ValueError> {
-        let rest = url.strip_prefix("smpp://").ok_or(ValueError::Scheme { expected: "smpp://" })?;
+        let (rest, tls) = match (url.strip_prefix("smpp://"), url.strip_prefix("smpps://")) {
+            (Some(rest), _) => (rest, false),
+            (None, Some(rest)) => (rest, true),
+            (None, None) => return Err(ValueError::Scheme { expected: "smpp:// or smpps://" }),
+        };
         let rest = rest.trim_end_matches('/');
         let (user, password, hostport) = split_userinfo(rest)?;
         if hostport.is_empty() || hostport.contains('/') {
@@ -401,13 +409,18 @@ impl SmppTarget {
                 p.parse::<u16>().ok().filter(|&p| p > 0).ok_or(ValueError::Port)?;
                 hostport.to_owned()
             }
+            None if tls => format!("{hostport}:3550"),
             None => format!("{hostport}:2775"),
+        };
+        let host = match hostport.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').map_or(v6, |(h, _)| h),
+            None => port.map_or(hostport, |p| &hostport[..hostport.len() - p.len() - 1]),
         };
         // SMPP 3.4 §4.1: system_id at most 15 octets, password at most 8.
         if user.len() > 15 || password.len() > 8 {
             return Err(ValueError::CredentialsTooLong);
         }
-        Ok(Self { addr, system_id: user, password: Secret::new(password) })
+        Ok(Self { addr, host: host.to_owned(), tls, system_id: user, password: Secret::new(password) })
     }
 }
 
@@ -867,6 +880,7 @@ mod tests {
                 ..SipConfig::default()
             },
             voice: VoiceConfig { recordings_dir: Some("/tmp".to_owned()), ..VoiceConfig::default() },
+            tls: TlsConfig { ca_file: Some("/ca.pem".to_owned()) },
             ..Config::default()
         })
         .expect("serializes");
@@ -912,6 +926,12 @@ mod tests {
         let t = SmppTarget::parse("smpp://smsc.example.net").expect("valid");
         assert_eq!((t.addr.as_str(), t.system_id.as_str()), ("smsc.example.net:2775", ""));
         assert_eq!(SmppTarget::parse("smpp://u@[::1]:9000").expect("valid").addr, "[::1]:9000");
+        let t = SmppTarget::parse("smpps://u:p@smsc.example.net").expect("valid");
+        assert_eq!((t.addr.as_str(), t.host.as_str(), t.tls), ("smsc.example.net:3550", "smsc.example.net", true));
+        let t = SmppTarget::parse("smpps://u@[::1]:9000").expect("valid");
+        assert_eq!((t.host.as_str(), t.tls), ("::1", true));
+        assert!(!SmppTarget::parse("smpp://h:1").expect("valid").tls);
+        assert!(SmppTarget::parse("smppx://h:1").is_err());
         for bad in [
             "http://h:1",
             "smpp://",

@@ -94,12 +94,11 @@ impl TlsRoots {
             })?;
         }
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(TlsError::Setup)?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self { config: Arc::new(config), extra: count })
     }
 
@@ -108,7 +107,7 @@ impl TlsRoots {
         self.extra
     }
 
-    /// The rustls configuration, for connections that are not HTTP (SMPP, SIP).
+    /// The rustls configuration, for connections that are not HTTP (SMPP, SIP): no ALPN.
     pub fn client_config(&self) -> Arc<rustls::ClientConfig> {
         self.config.clone()
     }
@@ -116,7 +115,9 @@ impl TlsRoots {
     /// An HTTP(S) client on this configuration, with a whole-request `timeout` if given.
     /// Plain `http://` stays allowed (a node on the operator's own host).
     pub fn http_client(&self, timeout: Option<Duration>) -> Result<reqwest::Client, TlsError> {
-        let mut builder = reqwest::Client::builder().tls_backend_preconfigured((*self.config).clone());
+        let mut http = (*self.config).clone();
+        http.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let mut builder = reqwest::Client::builder().tls_backend_preconfigured(http);
         if let Some(t) = timeout {
             builder = builder.timeout(t);
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::peers::Smsc;
+use support::tls::{Stunnel, TestCa};
 use support::{ADMIN_KEY, Backend, ServeProcess, TestServer, wallet};
 
 const NUMBER: &str = "+15550100001";
@@ -344,6 +345,61 @@ async fn binds_with_credentials_keeps_alive_and_unbinds_on_shutdown() {
     assert_eq!(bind["interface_version"], 0x34);
     s.stop().await;
     assert_eq!(smsc.state().await["unbinds"], 1, "graceful shutdown unbinds");
+}
+
+/// SMPP over TLS (`smpps://`), TLS terminated by Debian's stunnel in front of the simulator:
+/// submits, receipts and MOs cross it, a dropped link is restored, and an SMSC whose
+/// certificate we do not trust is never bound to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_sends_receipts_and_mo_and_restores_a_dropped_link() {
+    let smsc = Smsc::start(&["--mo-redeliver=false"]);
+    let ca = TestCa::new("agentline test CA");
+    let front = Stunnel::start(([127, 0, 0, 1], smsc.smpp_port).into(), &ca.issue("smsc", &["DNS:localhost"]));
+    let url = format!("smpps://localhost:{}", front.port);
+
+    // Without the CA the handshake fails: never bound, readiness says why.
+    let untrusted = url.clone();
+    let s = TestServer::start_with(Backend::Sqlite, move |c| {
+        c.smpp_url = Some(agentline::config::Secret::new(untrusted));
+    })
+    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready: Value = s.get("/health/ready", None).await.json().await.expect("json");
+        let reason = ready["checks"]["sms_network"]["reason"].as_str().unwrap_or_default().to_owned();
+        if reason.starts_with("SMSC link down: TLS handshake failed: invalid peer certificate") {
+            assert_eq!(ready["status"], "unavailable");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no TLS refusal reported: {ready}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.stop().await;
+    assert_eq!(smsc.state().await["binds"].as_array().expect("binds").len(), 0, "never bound");
+
+    let ca_file = ca.cert.to_str().expect("utf-8").to_owned();
+    let (s, token) = server_on(Backend::Sqlite, &smsc, move |c| {
+        c.smpp_url = Some(agentline::config::Secret::new(url));
+        c.tls.ca_file = Some(ca_file);
+    })
+    .await;
+    for i in 0..3 {
+        send(&s, &token, PEER, &format!("over tls {i}")).await;
+    }
+    until_count(&s, "SELECT COUNT(*) FROM messages WHERE direction = 'sent' AND status = 'delivered'", 3).await;
+    assert_eq!(texts(&smsc.state().await).len(), 3, "each message reached the SMSC once");
+    smsc.mo(json!({"from": PEER, "to": NUMBER, "text": "Your code is 515151"})).await;
+    let got = json_of(s.get("/sms/receive?wait=10", Some(&token)).await).await;
+    assert_eq!(got["messages"][0]["body"], "Your code is 515151", "{got}");
+
+    // The SMSC drops the link: rebound through TLS, and sending goes on.
+    assert!(smsc.drop_connections().await >= 1);
+    smsc.wait("bound", 1).await;
+    wait_ready(&s).await;
+    send(&s, &token, PEER, "after the drop").await;
+    until_count(&s, "SELECT COUNT(*) FROM messages WHERE direction = 'sent' AND status = 'delivered'", 4).await;
+    assert!(smsc.state().await["binds"].as_array().expect("binds").len() >= 2, "the link was re-established");
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,9 +21,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 
 use super::pdu::{self, Bind, Body, CommandId, Header, Pdu, PduError, status};
@@ -78,7 +77,28 @@ pub struct SessionSettings {
     pub enquire_link_interval: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// TLS over the TCP connection (`smpps://`); `None`: plain TCP.
+    pub tls: Option<SmppTls>,
 }
+
+/// TLS for an SMPP link: the binary's one client configuration and the name the SMSC's
+/// certificate must carry.
+#[derive(Clone)]
+pub struct SmppTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl std::fmt::Debug for SmppTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmppTls").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+/// A connection to the SMSC: plain TCP, or TLS over it.
+trait Link: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Link for T {}
+type BoxLink = Box<dyn Link>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -103,6 +123,9 @@ pub enum LinkError {
     ConnectTimeout(Duration),
     #[error("connect failed: {0}")]
     Connect(io::Error),
+    /// The TLS handshake failed (an untrusted or misnamed certificate, no TLS at the far end).
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
     #[error("bind not encodable: {0}")]
     EncodeBind(PduError),
     #[error("no bind response within {0:?}")]
@@ -266,13 +289,26 @@ impl Session {
         self.state.send_replace(LinkState::Down { reason: reason.to_string() });
     }
 
-    async fn connect_and_bind(&self) -> Result<TcpStream, LinkError> {
+    async fn connect_and_bind(&self) -> Result<BoxLink, LinkError> {
         let timeout = self.settings.response_timeout;
-        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(&self.settings.addr))
+        let tcp = tokio::time::timeout(timeout, TcpStream::connect(&self.settings.addr))
             .await
             .map_err(|_| LinkError::ConnectTimeout(timeout))?
             .map_err(LinkError::Connect)?;
-        let _ = stream.set_nodelay(true);
+        let _ = tcp.set_nodelay(true);
+        let mut stream: BoxLink = match &self.settings.tls {
+            None => Box::new(tcp),
+            Some(tls) => {
+                let connector = tokio_rustls::TlsConnector::from(tls.config.clone());
+                let handshake = connector.connect(tls.server_name.clone(), tcp);
+                Box::new(
+                    tokio::time::timeout(timeout, handshake)
+                        .await
+                        .map_err(|_| LinkError::ConnectTimeout(timeout))?
+                        .map_err(LinkError::Tls)?,
+                )
+            }
+        };
         let bind = Pdu {
             command_id: self.settings.bind.command(),
             command_status: status::ESME_ROK,
@@ -309,11 +345,11 @@ impl Session {
     /// Serves a bound connection; answers why it ended.
     async fn serve(
         &self,
-        stream: TcpStream,
+        stream: BoxLink,
         handler: &dyn DeliverHandler,
         stop: &mut watch::Receiver<bool>,
     ) -> LinkError {
-        let (mut reader, writer) = stream.into_split();
+        let (mut reader, writer) = tokio::io::split(stream);
         let (out, out_rx) = mpsc::channel(self.settings.window * 2 + 64);
         let conn = Arc::new(Conn { out, pending: Mutex::new(HashMap::new()), sequence: AtomicU32::new(1) });
         let (dead_tx, mut dead) = mpsc::channel::<LinkError>(1);
@@ -465,7 +501,7 @@ async fn respond(conn: &Conn, command_id: CommandId, command_status: u32, sequen
 }
 
 /// Writes queued frames, flushing whenever the queue runs dry.
-async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dead: mpsc::Sender<LinkError>) {
+async fn write_loop(writer: WriteHalf<BoxLink>, mut rx: mpsc::Receiver<Vec<u8>>, dead: mpsc::Sender<LinkError>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(frame) = rx.recv().await {
         let mut result = writer.write_all(&frame).await;
@@ -483,7 +519,7 @@ async fn write_loop(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>, dea
 }
 
 /// Reads until one whole PDU is in `buf`, decodes and removes it.
-async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Pdu, LinkError> {
+async fn read_one<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> Result<Pdu, LinkError> {
     loop {
         if let Some(len) = pdu::frame_len(buf).map_err(LinkError::Unframeable)? {
             let frame: Vec<u8> = buf.drain(..len).collect();
@@ -500,7 +536,7 @@ async fn read_one(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Pdu, Link
 
 /// While unbinding, keeps routing responses so `unbind_resp` reaches its waiter; never ends by
 /// itself unless the SMSC closes first.
-async fn drain_until_unbind_resp(reader: &mut tokio::net::tcp::OwnedReadHalf, buf: &mut Vec<u8>, conn: &Conn) {
+async fn drain_until_unbind_resp(reader: &mut ReadHalf<BoxLink>, buf: &mut Vec<u8>, conn: &Conn) {
     loop {
         while let Ok(Some(len)) = pdu::frame_len(buf) {
             let frame: Vec<u8> = buf.drain(..len).collect();
@@ -536,6 +572,14 @@ mod tests {
             enquire_link_interval: Duration::from_secs(30),
             reconnect_min: Duration::from_secs(1),
             reconnect_max: Duration::from_secs(1),
+            tls: None,
+        }
+    }
+
+    async fn bind_error(session: &Session) -> LinkError {
+        match session.connect_and_bind().await {
+            Err(err) => err,
+            Ok(_) => panic!("the bind was expected to fail"),
         }
     }
 
@@ -563,22 +607,22 @@ mod tests {
     #[tokio::test]
     async fn a_bind_is_refused_closed_or_unreachable_with_its_own_error_and_text() {
         let session = Session::new(settings(smsc(Some(status::ESME_RBINDFAIL)).await));
-        let err = session.connect_and_bind().await.expect_err("refused");
+        let err = bind_error(&session).await;
         assert!(matches!(err, LinkError::BindRefused { status: status::ESME_RBINDFAIL }), "{err:?}");
         assert_eq!(err.to_string(), "bind refused with status 0xd");
 
         let session = Session::new(settings(smsc(None).await));
-        let err = session.connect_and_bind().await.expect_err("closed");
+        let err = bind_error(&session).await;
         assert!(matches!(err, LinkError::Closed), "{err:?}");
         assert_eq!(err.to_string(), "the SMSC closed the connection");
 
         let port = TcpListener::bind("127.0.0.1:0").await.expect("bind").local_addr().expect("addr").port();
         let session = Session::new(settings(format!("127.0.0.1:{port}")));
-        let err = session.connect_and_bind().await.expect_err("nobody listens");
+        let err = bind_error(&session).await;
         assert!(matches!(err, LinkError::Connect(_)), "{err:?}");
         assert!(err.to_string().starts_with("connect failed: "), "{err}");
 
         let session = Session::new(settings(smsc(Some(status::ESME_ROK)).await));
-        session.connect_and_bind().await.expect("bound");
+        assert!(session.connect_and_bind().await.is_ok(), "bound");
     }
 }
