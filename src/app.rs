@@ -67,6 +67,10 @@ pub enum StartError {
     Config(#[from] config::ConfigError),
     #[error("TLS: {0}")]
     Tls(#[from] crate::tls::TlsError),
+    /// The database cannot be reached or refused us (for PostgreSQL over TLS: the server's
+    /// certificate against `sslrootcert` or `tls.ca_file`).
+    #[error("database_url: {0}")]
+    Database(#[source] store::StoreError),
     #[error("configuration: sip.carrier_networks: {reason}")]
     CarrierNetwork { reason: String },
     #[error("configuration: voice.recordings_dir {dir}: {source}")]
@@ -151,6 +155,27 @@ pub fn payments_setup(config: &Config) -> Result<subscriptions::PaymentsSetup, S
         None => None,
     };
     Ok(subscriptions::PaymentsSetup { terms, settlement, contract_wallets })
+}
+
+/// `database_url` as the store connects to it: for PostgreSQL without `sslrootcert`,
+/// `tls.ca_file` is the CA its certificate is checked against (`sslmode=verify-ca` or
+/// `verify-full`; libpq's other `sslmode`s are honoured as written).
+pub fn database_url(config: &Config) -> Result<String, StartError> {
+    let url = &config.database_url;
+    let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+    let Some(ca_file) = config.tls.ca_file.as_deref().filter(|_| postgres) else { return Ok(url.clone()) };
+    let mut parsed = reqwest::Url::parse(url)
+        .map_err(|_| config::ConfigError::Value { key: "database_url", reason: config::ValueError::Host })?;
+    if parsed.query_pairs().any(|(k, _)| matches!(&*k, "sslrootcert" | "ssl-root-cert" | "ssl-ca")) {
+        return Ok(url.clone());
+    }
+    parsed.query_pairs_mut().append_pair("sslrootcert", ca_file);
+    Ok(parsed.into())
+}
+
+/// Connects to [`database_url`]; a failure names `database_url`.
+pub async fn connect_store(config: &Config, max_connections: u32) -> Result<Store, StartError> {
+    Store::connect(&database_url(config)?, max_connections).await.map_err(StartError::Database)
 }
 
 /// The SMPP binds `smpp_url` and `[smpp]` describe, or `None` for the simulated network.
@@ -263,7 +288,7 @@ impl App {
     /// Connects and migrates the database, seeds the simulator's pool on first start, and
     /// starts the background tasks.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        let store = Store::connect(&config.database_url, config.database.max_connections).await?;
+        let store = connect_store(&config, config.database.max_connections).await?;
         store.migrate().await?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let metrics = Arc::new(Metrics::default());

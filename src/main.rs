@@ -7,7 +7,6 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use agentline::config::Config;
-use agentline::store::Store;
 use agentline::subscriptions::SubscriptionService;
 
 /// mimalloc instead of glibc malloc: per-thread free lists without glibc's arena locking and
@@ -73,12 +72,12 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             app.serve(listener, shutdown_signal()).await?;
         }
         Command::Migrate => {
-            let store = Store::connect(&config.database_url, 1).await?;
+            let store = agentline::app::connect_store(&config, 1).await?;
             store.migrate().await?;
             println!("migrations applied");
         }
         Command::Numbers { action } => {
-            let store = Store::connect(&config.database_url, 2).await?;
+            let store = agentline::app::connect_store(&config, 2).await?;
             store.migrate().await?;
             let service = SubscriptionService::new(
                 store.clone(),

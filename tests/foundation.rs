@@ -772,3 +772,35 @@ async fn expiry_keeps_the_number_through_grace_then_quarantines_then_frees_it(ba
     assert_eq!(again["renewed"], false);
     s.stop().await;
 }
+
+/// PostgreSQL over TLS: the test command serves it with a throwaway CA (scripts/test) and the
+/// whole suite connects with `sslmode=verify-full`. Here: the CA given as `tls.ca_file` is what a
+/// URL without `sslrootcert` is verified against, and a wrong CA stops the start with a message
+/// naming `database_url`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_is_verified_against_the_configured_ca() {
+    let admin = std::env::var("TEST_PG_URL").unwrap_or_default();
+    let url = reqwest::Url::parse(&admin).expect("TEST_PG_URL is a URL");
+    let ca = url.query_pairs().find(|(k, _)| k == "sslrootcert").map(|(_, v)| v.into_owned()).expect(
+        "TEST_PG_URL names the test CA (sslrootcert): run scripts/test, which turns TLS on for the local server",
+    );
+    let mut bare = url.clone();
+    bare.query_pairs_mut().clear().append_pair("sslmode", "verify-full");
+
+    // verify-full without sslrootcert: only tls.ca_file can make the server's certificate trusted.
+    let mut config = agentline::Config { database_url: bare.to_string(), ..agentline::Config::default() };
+    assert!(agentline::app::connect_store(&config, 1).await.is_err(), "the built-in roots do not know the test CA");
+    config.tls.ca_file = Some(ca);
+    // The pool connects at once: a store means a verified TLS session stood.
+    let store = agentline::app::connect_store(&config, 1).await.expect("verified against tls.ca_file");
+    store.close().await;
+
+    // A CA that did not sign the server's certificate: the start fails and says where to look.
+    let wrong = support::tls::TestCa::new("another CA");
+    config.tls.ca_file = Some(wrong.cert.to_str().expect("utf-8").to_owned());
+    let err = match agentline::App::build(config).await {
+        Err(err) => err.to_string(),
+        Ok(_) => panic!("a server certificate from another CA was accepted"),
+    };
+    assert!(err.starts_with("database_url: "), "{err}");
+}

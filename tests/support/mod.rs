@@ -88,8 +88,10 @@ impl TestServer {
                     .await
                     .expect("create test database");
                 pool.close().await;
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b).to_owned();
-                (format!("{base}/{name}"), Some((admin, name)))
+                // The same server and parameters (sslmode, sslrootcert), another database.
+                let mut url = reqwest::Url::parse(&admin).expect("TEST_PG_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                (url.to_string(), Some((admin, name)))
             }
         };
         let env: HashMap<String, String> = HashMap::new();
